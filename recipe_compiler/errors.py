@@ -1,0 +1,83 @@
+"""Errors of recipe_compiler and the rendering of a formula span with a caret.
+
+Every error derives from :class:`RecipeError`, itself a :class:`ValueError`, so
+callers may catch either.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class RecipeError(ValueError):
+    """Base class of every error raised by recipe_compiler."""
+
+
+class FormulaError(RecipeError):
+    """A formula that cannot be parsed or is not supported.
+
+    The message shows the formula with a caret line under the offending span.
+    """
+
+    def __init__(self, message: str, formula: str | None = None,
+                 span: tuple[int, int] | None = None) -> None:
+        self.formula = formula
+        self.span = span
+        text = message
+        if formula is not None:
+            text = f"{message}\n{render_span(formula, span)}"
+        super().__init__(text)
+
+
+class DataError(RecipeError):
+    """The data do not fit the model: a missing column, a bad dtype, ..."""
+
+
+class OptionError(RecipeError):
+    """An unknown option, option value or method name."""
+
+
+class PlanError(RecipeError):
+    """An invalid plan or plan specification (e.g. a hand-edited JSON spec)."""
+
+
+class SamplerError(RecipeError):
+    """A sampler could not produce imputations."""
+
+
+class SamplerWarning(UserWarning):
+    """A sampler met a numerical problem and recovered (ridge, jitter, dropped column)."""
+
+
+def render_span(formula: str, span: tuple[int, int] | None) -> str:
+    """Return ``formula`` with a line of carets under ``span`` (start, end).
+
+    >>> print(render_span("y ~ a + b", (4, 5)))
+        y ~ a + b
+            ^
+    """
+    lines = f"    {formula}"
+    if span is None:
+        return lines
+    start, end = span
+    start = max(0, min(start, len(formula)))
+    end = max(start + 1, min(end, len(formula) + 1))
+    return f"{lines}\n    {' ' * start}{'^' * (end - start)}"
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """A ``did you mean ...?`` hint listing close names, or the valid names if few."""
+    pool = [str(c) for c in candidates]
+    close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if len(pool) <= 20:
+        return "valid names: " + ", ".join(repr(c) for c in pool)
+    return f"{len(pool)} columns available"
+
+
+def one_of(option: str, value: object, valid: Iterable[str]) -> OptionError:
+    """An :class:`OptionError` saying ``option=value`` is not one of ``valid``."""
+    choices = ", ".join(repr(v) for v in valid)
+    return OptionError(f"{option}={value!r} is not valid; choose one of {choices}")

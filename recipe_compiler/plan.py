@@ -1,0 +1,225 @@
+"""The frozen imputation plan: what to impute, how, from what, in which order.
+
+A :class:`Plan` is plain data (tuples of small frozen records), so it compares,
+hashes and serialises simply; the pandas views (``predictor_matrix``,
+``methods``, ``explain()``) are built on access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from .errors import PlanError, suggest
+from .options import Options
+
+Role = Literal["cluster", "target", "covariate", "derived"]
+DerivedOp = Literal["cm", "cwc", "product", "dummy", "expr"]
+
+#: mice's predictor-matrix codes and what they mean.
+CODES = {-2: "cluster variable", 0: "not used", 1: "fixed effect",
+         2: "fixed + random effect", 3: "fixed effect + cluster mean",
+         4: "fixed effect + cluster mean + random slope"}
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A plan variable: the cluster, a measured column, or a derived column."""
+
+    name: str
+    role: Role
+    level: int
+    kind: str
+    n_missing: int = 0
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A derived variable, recomputed (never imputed) from its parents.
+
+    Attributes
+    ----------
+    name : str
+        ``cm(iqv)``, ``cwc(lpo)``, ``cwc(iqv):sex``, ``C(den)[T.2]``, ``I(iqv ** 2)``.
+    op : {"cm", "cwc", "product", "dummy", "expr"}
+    parents : tuple of str
+        Plan variables it is computed from (``cwc(x)``: ``x`` and ``cm(x)``).
+    detail : str
+        For ``dummy`` the level; for ``expr`` the Python expression.
+    """
+
+    name: str
+    op: DerivedOp
+    parents: tuple[str, ...]
+    detail: str = ""
+
+    @property
+    def method(self) -> str:
+        """mice method: ``2l.groupmean`` for cluster means, else ``passive``."""
+        return "2l.groupmean" if self.op == "cm" else "passive"
+
+    @property
+    def expression(self) -> str:
+        """The definition, in mice's passive ``~ I(...)`` style."""
+        if self.op == "cm":
+            return f"groupmean({self.parents[0]})"
+        if self.op == "cwc":
+            return f"~ I({self.parents[0]} - {self.parents[1]})"
+        if self.op == "product":
+            return f"~ I({' * '.join(self.parents)})"
+        if self.op == "dummy":
+            return f"~ I(as.integer({self.parents[0]} == {self.detail}))"
+        return f"~ I({self.detail})"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One predictor-matrix cell with its provenance.
+
+    ``code == 0`` cells record terms that a recipe step excluded (step 7.5.10 /
+    7.6.8), so that ``explain()`` can say why a term is absent.
+    """
+
+    target: str
+    predictor: str
+    code: int
+    step: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled multilevel imputation plan.
+
+    Build it with :func:`recipe_compiler.compile`. All fields are immutable.
+
+    Attributes
+    ----------
+    formula : str
+        The analysis model the plan was compiled from.
+    options : Options
+    cluster : str or None
+    variables : tuple of Variable
+        Cluster, measured columns (outcome, formula order, auxiliaries), derived.
+    method_table : tuple of (str, str)
+        Method per imputed or derived variable.
+    cells : tuple of Cell
+    derived_defs : tuple of Derived
+    visit : tuple of str
+    """
+
+    formula: str
+    options: Options
+    cluster: str | None
+    variables: tuple[Variable, ...]
+    method_table: tuple[tuple[str, str], ...]
+    cells: tuple[Cell, ...]
+    derived_defs: tuple[Derived, ...]
+    visit: tuple[str, ...]
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def names(self) -> list[str]:
+        """All plan variables, in plan order."""
+        return [v.name for v in self.variables]
+
+    def variable(self, name: str) -> Variable:
+        """The :class:`Variable` called ``name``."""
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise PlanError(f"'{name}' is not a plan variable; {suggest(name, self.names)}")
+
+    @property
+    def targets(self) -> list[str]:
+        """Imputed columns in visit order (outcome, level-1, level-2)."""
+        return [v.name for v in self.variables if v.role == "target"]
+
+    @property
+    def methods(self) -> pd.Series:
+        """Method of every plan variable (``""``: not imputed)."""
+        table = dict(self.method_table)
+        return pd.Series([table.get(n, "") for n in self.names], index=self.names,
+                         name="method", dtype=object)
+
+    @property
+    def derived(self) -> dict[str, Derived]:
+        """Derived variables by name."""
+        return {d.name: d for d in self.derived_defs}
+
+    @property
+    def visit_sequence(self) -> list[str]:
+        """Each target followed by its derived descendants, parents first."""
+        return list(self.visit)
+
+    @property
+    def predictor_matrix(self) -> pd.DataFrame:
+        """mice predictor matrix: rows are imputed variables, integer codes -2..4."""
+        names = self.names
+        pm = pd.DataFrame(0, index=pd.Index(names, name="target"),
+                          columns=pd.Index(names, name="predictor"), dtype="int64")
+        for c in self.cells:
+            if c.code:
+                pm.loc[c.target, c.predictor] = c.code
+        return pm
+
+    def predictors(self, target: str) -> list[tuple[str, int]]:
+        """Non-zero ``(predictor, code)`` pairs of a target, in plan order."""
+        self.variable(target)
+        order = {n: i for i, n in enumerate(self.names)}
+        cells = [(c.predictor, c.code) for c in self.cells if c.target == target and c.code]
+        return sorted(cells, key=lambda pc: order[pc[0]])
+
+    def explain(self, target: str) -> pd.DataFrame:
+        """Why each predictor of ``target`` is there (or was excluded).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per predictor: ``code``, ``meaning`` of the code, the recipe
+            ``step`` (e.g. ``7.5.8 cross-level interaction``) and the ``reason``
+            (e.g. which analysis-model term it is the image of). Excluded terms
+            have code 0.
+        """
+        self.variable(target)
+        rows = [(c.predictor, c.code, CODES[c.code], c.step, c.reason)
+                for c in self.cells if c.target == target]
+        order = {n: i for i, n in enumerate(self.names)}
+        rows.sort(key=lambda r: (r[1] == 0, order.get(r[0], len(order))))
+        return pd.DataFrame(rows, columns=["predictor", "code", "meaning", "step", "reason"]
+                            ).set_index("predictor")
+
+    def summary(self) -> str:
+        """A readable multi-line description of the plan."""
+        lines = [f"Imputation plan for: {self.formula}"]
+        if self.cluster:
+            lines.append(f"cluster: {self.cluster}")
+        opts = self.options.to_dict()
+        lines.append("options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()
+                                              if v not in ([], {})))
+        lines.append("")
+        lines.append("targets and methods:")
+        methods = dict(self.method_table)
+        for t in self.targets:
+            v = self.variable(t)
+            lines.append(f"  {t:<12} {methods[t]:<14} level {v.level}, {v.kind}, "
+                         f"{v.n_missing} missing")
+        if self.derived_defs:
+            lines.append("")
+            lines.append("derived variables:")
+            for d in self.derived_defs:
+                lines.append(f"  {d.name:<24} {d.method:<13} {d.expression}")
+        lines.append("")
+        lines.append("predictor matrix (target rows, non-zero columns):")
+        pm = self.predictor_matrix.loc[self.targets]
+        pm = pm.loc[:, (pm != 0).any(axis=0)]
+        lines.append(pm.to_string())
+        lines.append("")
+        lines.append("visit sequence: " + ", ".join(self.visit))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()

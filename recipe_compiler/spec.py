@@ -1,0 +1,196 @@
+"""Frozen value objects describing an analysis model: factors, terms, the model.
+
+A :class:`ModelSpec` is what :func:`recipe_compiler.formula.parse_formula` makes
+of an lme4-style formula. It knows names, not data: the level and kind of each
+column come from :mod:`recipe_compiler.schema`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+FactorKind = Literal["var", "cm", "cwc", "cat", "expr", "dummy"]
+
+_WRAP = {"var": "{}", "cm": "cm({})", "cwc": "cwc({})", "cat": "C({})", "expr": "I({})"}
+
+
+@dataclass(frozen=True, order=True)
+class Factor:
+    """One factor of a term.
+
+    Attributes
+    ----------
+    kind : {"var", "cm", "cwc", "cat", "expr", "dummy"}
+        ``var`` a measured column; ``cm`` its cluster mean; ``cwc`` its deviation
+        from the cluster mean; ``cat`` a categorical column (``C(x)``/``factor(x)``);
+        ``expr`` an ``I(...)`` expression; ``dummy`` one indicator column of a
+        categorical column (``C(x)[T.level]``).
+    column : str
+        The measured column (for ``expr``: the expression text inside ``I()``).
+    columns : tuple of str
+        The measured columns the factor depends on.
+    level : str
+        For ``dummy``: the level indicated; else empty.
+    """
+
+    kind: FactorKind
+    column: str
+    columns: tuple[str, ...] = ()
+    level: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            object.__setattr__(self, "columns", (self.column,))
+
+    @property
+    def name(self) -> str:
+        """Canonical name: ``iqv``, ``cm(iqv)``, ``cwc(iqv)``, ``C(den)``, ``C(den)[T.2]``."""
+        if self.kind == "dummy":
+            return f"C({self.column})[T.{self.level}]"
+        return _WRAP[self.kind].format(self.column)
+
+    def with_column(self, column: str) -> Factor:
+        """The same transformation applied to another column (not for ``expr``)."""
+        return dataclasses.replace(self, column=column, columns=(column,))
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def var(column: str) -> Factor:
+    """A measured column as a factor."""
+    return Factor("var", column)
+
+
+def cm(column: str) -> Factor:
+    """The cluster mean of a column as a factor."""
+    return Factor("cm", column)
+
+
+def cwc(column: str) -> Factor:
+    """The within-cluster deviation of a column as a factor."""
+    return Factor("cwc", column)
+
+
+@dataclass(frozen=True)
+class Term:
+    """A product of factors; equal terms have equal factor sets, whatever the order.
+
+    ``factors`` keeps the order in which the term was written, for display.
+    """
+
+    factors: tuple[Factor, ...]
+    key: frozenset[Factor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        unique = tuple(dict.fromkeys(self.factors))
+        object.__setattr__(self, "factors", unique)
+        object.__setattr__(self, "key", frozenset(unique))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Term) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def name(self) -> str:
+        """Factor names joined by ``:``."""
+        return ":".join(f.name for f in self.factors)
+
+    @property
+    def degree(self) -> int:
+        """Number of factors."""
+        return len(self.factors)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The measured columns the term depends on, without repeats."""
+        return tuple(dict.fromkeys(c for f in self.factors for c in f.columns))
+
+    def __iter__(self) -> Iterator[Factor]:
+        return iter(self.factors)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def term(*factors: Factor) -> Term:
+    """Build a :class:`Term` from factors."""
+    return Term(tuple(factors))
+
+
+@dataclass(frozen=True)
+class RandomEffects:
+    """The random part ``(1 + slopes | cluster)``."""
+
+    cluster: str
+    intercept: bool
+    slopes: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed two-level analysis model.
+
+    Attributes
+    ----------
+    formula : str
+        The formula text as given.
+    outcome : str
+        The outcome column.
+    intercept : bool
+        Whether the fixed part has an intercept.
+    terms : tuple of Term
+        Fixed terms in formula order (after expansion of ``*``), without the intercept.
+    random : RandomEffects or None
+        The random part; ``None`` for a single-level model.
+    spans : tuple of (str, int, int)
+        Where each column name first appears in ``formula`` (for error carets).
+    """
+
+    formula: str
+    outcome: str
+    intercept: bool
+    terms: tuple[Term, ...]
+    random: RandomEffects | None
+    spans: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def cluster(self) -> str | None:
+        """The grouping column, or ``None``."""
+        return self.random.cluster if self.random else None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Measured columns used: the outcome, then the fixed and random terms' columns."""
+        cols: list[str] = [self.outcome]
+        slopes = self.random.slopes if self.random else ()
+        for t in (*self.terms, *slopes):
+            cols.extend(t.columns)
+        return tuple(dict.fromkeys(cols))
+
+    def span_of(self, name: str) -> tuple[int, int] | None:
+        """Span of the first occurrence of ``name`` in the formula, if known."""
+        for n, start, end in self.spans:
+            if n == name:
+                return (start, end)
+        return None
+
+    def replace(self, **changes: object) -> ModelSpec:
+        """A copy with some fields changed (the spec itself is immutable)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def find_spans(formula: str, names: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    """First whole-word occurrence of each name in ``formula``."""
+    out = []
+    for name in names:
+        m = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", formula)
+        if m:
+            out.append((name, m.start(), m.end()))
+    return tuple(out)

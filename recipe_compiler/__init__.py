@@ -18,12 +18,19 @@ from .errors import (
     SamplerError,
     SamplerWarning,
 )
+from .export.spec_json import load_plan
 from .formula import parse_formula
+from .imputations import Imputations
+from .impute import impute
+from .lmm import LMMResult, fit_lmm
 from .plan import Plan
+from .pooling import pool
 
 __all__ = [
     "DataError",
     "FormulaError",
+    "Imputations",
+    "LMMResult",
     "OptionError",
     "Plan",
     "PlanError",
@@ -32,6 +39,10 @@ __all__ = [
     "SamplerWarning",
     "compile",
     "datasets",
+    "fit_lmm",
+    "impute",
+    "load_plan",
     "parse_formula",
+    "pool",
 ]
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from .options import (
     SINGLE_METHODS,
     make_options,
 )
-from .plan import Cell, Derived, Plan, Variable
+from .plan import Cell, Derived, Plan, Role, Variable
 from .recipes import Context, Entry, check_model, level1_row, level2_row
 from .schema import check_frame, infer_schema
 from .spec import Factor, ModelSpec, Term
@@ -51,12 +51,18 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
     """
     opts = make_options(**options)
     spec = parse_formula(model) if isinstance(model, str) else model
+    if spec.random is None and opts.centering == "cluster":
+        raise OptionError("centering='cluster' needs clusters, but the formula has no random "
+                          "part such as (1 | cluster); use centering='none'")
     check_frame(data)
     check_columns(spec, data)
     for aux in opts.auxiliary:
         if aux not in data.columns:
             raise DataError(f"auxiliary column '{aux}' is not in the data; "
                             f"{suggest(aux, map(str, data.columns))}")
+        if aux == spec.cluster:
+            raise OptionError(f"auxiliary column '{aux}' is the cluster variable, which every "
+                              "imputation model already uses (code -2)")
     cats = {f.column for t in spec.terms for f in t.factors if f.kind == "cat"}
     columns = [c for c in (*spec.columns, *opts.auxiliary) if c != spec.cluster]
     schema = infer_schema(data, columns, spec.cluster, categorical=cats)
@@ -97,6 +103,7 @@ def _methods(ctx: Context) -> dict[str, str]:
             raise OptionError(f"methods: '{column}' is not an incomplete model column; "
                               f"targets are {', '.join(ctx.targets) or '(none)'}")
     out = {}
+    valid: tuple[str, ...]
     for t in ctx.targets:
         info = ctx.schema[t]
         if ctx.spec.random is None:
@@ -140,7 +147,7 @@ def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str
     variables = [Variable(cluster, "cluster", 2, "cluster")] if cluster else []
     for c in ctx.measured:
         info = ctx.schema[c]
-        role = "target" if c in ctx.targets else "covariate"
+        role: Role = "target" if c in ctx.targets else "covariate"
         variables.append(Variable(c, role, info.level, info.kind, info.n_missing))
     target_rank = {t: i for i, t in enumerate(ctx.targets)}
     variables.sort(key=lambda v: (v.role != "cluster", target_rank.get(v.name, len(target_rank))
@@ -181,10 +188,14 @@ def _declare_factor(f: Factor, derived: dict[str, Derived]) -> str:
         return f.column
     if f.name in derived:
         return f.name
-    if f.kind == "cm":
-        d = Derived(f.name, "cm", (f.column,))
-    elif f.kind == "cwc":
-        d = Derived(f.name, "cwc", (f.column, _declare_factor(Factor("cm", f.column), derived)))
+    if f.kind in ("cm", "cwc"):  # of a column, or of one dummy column of a categorical one
+        base = _declare_factor(Factor("dummy", f.column, level=f.level) if f.level
+                               else Factor("var", f.column), derived)
+        if f.kind == "cm":
+            d = Derived(f.name, "cm", (base,))
+        else:
+            mean = _declare_factor(Factor("cm", f.column, level=f.level), derived)
+            d = Derived(f.name, "cwc", (base, mean))
     elif f.kind == "dummy":
         d = Derived(f.name, "dummy", (f.column,), f.level)
     elif f.kind == "expr":

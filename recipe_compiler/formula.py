@@ -26,6 +26,7 @@ __all__ = ["build_design", "parse_formula"]
 
 _CALL = re.compile(r"^(?P<fn>[A-Za-z_][\w.]*)\((?P<arg>.*)\)$", re.S)
 _NAME = re.compile(r"^[A-Za-z_.][\w.]*$")
+_AS_FACTOR = re.compile(r"(?<![\w.])as\.(?=factor\s*\()")
 _FORMULAIC_SPAN = re.compile("\u29db(?:\x1b\\[[0-9;]*m)?(?P<body>.*?)(?:\x1b\\[0m)?\u29da", re.S)
 
 
@@ -42,6 +43,25 @@ class _Cut:
         start = min(max(start, 0), len(self.origin) - 1)
         end = min(max(end, start + 1), len(self.origin))
         return (self.origin[start], self.origin[end - 1] + 1)
+
+    def find(self, text: str) -> tuple[int, int] | None:
+        """Span in the original formula of ``text``, ignoring whitespace (formulaic
+        re-spaces expressions: ``foo( x )`` comes back as ``foo(x)``)."""
+        chars = [re.escape(c) for c in text if not c.isspace()]
+        if not chars:
+            return None
+        edge = r"(?<![\w.])" if re.match(r"[\w.]", text.strip()) else ""
+        tail = r"(?![\w.])" if re.search(r"[\w.]$", text.strip()) else ""
+        m = re.search(edge + r"\s*".join(chars) + tail, self.text)
+        return self.span(m.start(), m.end()) if m else None
+
+    def without(self, pattern: re.Pattern[str]) -> _Cut:
+        """The text with every match of ``pattern`` removed, the rest keeping its origin."""
+        keep = [True] * len(self.text)
+        for m in pattern.finditer(self.text):
+            keep[m.start():m.end()] = [False] * (m.end() - m.start())
+        return _Cut("".join(c for c, k in zip(self.text, keep, strict=True) if k),
+                    tuple(o for o, k in zip(self.origin, keep, strict=True) if k))
 
 
 def parse_formula(formula: str) -> ModelSpec:
@@ -73,9 +93,13 @@ def parse_formula(formula: str) -> ModelSpec:
     if len(tilde) > 1:
         raise FormulaError("the formula has more than one '~'", formula, (tilde[1], tilde[1] + 1))
     outcome = _outcome(formula, tilde[0])
+    if not formula[tilde[0] + 1:].strip():
+        raise FormulaError("the formula has no terms right of '~'; write 'outcome ~ 1' for an "
+                           "intercept-only model", formula, (tilde[0], tilde[0] + 1))
     randoms, cut = _cut_random(formula, tilde[0])
     random = _random_effects(formula, randoms)
     intercept, terms = _fixed_terms(formula, cut)
+    _check_roles(formula, outcome, terms, random, cut)
     names = [outcome, *(c for t in terms for c in t.columns)]
     if random:
         names += [c for t in random.slopes for c in t.columns] + [random.cluster]
@@ -177,12 +201,50 @@ def _random_effects(formula: str, groups: list[tuple[int, int]]) -> RandomEffect
         raise FormulaError("the grouping factor must be a single column name; nested (a/b) or "
                            "interacted (a:b) grouping factors are not supported yet", formula,
                            (rstart, rstart + len(cluster)))
-    lhs_origin = tuple(range(start + 1, start + 1 + bar))
-    intercept, slopes = _fixed_terms(formula, _Cut(inner[:bar], lhs_origin))
-    return RandomEffects(cluster=cluster, intercept=intercept, slopes=slopes)
+    lhs = _Cut(inner[:bar], tuple(range(start + 1, start + 1 + bar)))
+    intercept, slopes = _fixed_terms(formula, lhs)
+    for t in slopes:
+        for f in t.factors:
+            if cluster in f.columns:
+                raise FormulaError(f"the cluster variable '{cluster}' cannot have a random slope "
+                                   "over itself", formula, lhs.find(f.name))
+    return RandomEffects(cluster=cluster, intercept=intercept, slopes=slopes, span=(start, end))
+
+
+def _check_roles(formula: str, outcome: str, terms: tuple[Term, ...],
+                 random: RandomEffects | None, cut: _Cut) -> None:
+    """Reject a column in two roles, and cluster means in a model without clusters."""
+    cluster = random.cluster if random else None
+    if outcome == cluster:
+        start = formula.index(outcome)
+        raise FormulaError(f"the outcome '{outcome}' is also the cluster variable", formula,
+                           (start, start + len(outcome)))
+    for t in (*terms, *(random.slopes if random else ())):
+        if outcome in t.columns:
+            raise FormulaError(f"the outcome '{outcome}' also appears right of '~' (in "
+                               f"'{t.name}'); a model cannot predict its outcome from itself",
+                               formula, _find_after(formula, outcome))
+    for t in terms:
+        for f in t.factors:
+            if cluster in f.columns:
+                raise FormulaError(f"the cluster variable '{cluster}' cannot be a fixed term; "
+                                   "its effect is the random intercept of "
+                                   f"(1 | {cluster})", formula, cut.find(f.name))
+            if f.kind in ("cm", "cwc") and random is None:
+                raise FormulaError(f"{f.name} needs clusters: add a random part such as "
+                                   "(1 | cluster), or drop the cluster mean", formula,
+                                   cut.find(f.name))
+
+
+def _find_after(formula: str, name: str) -> tuple[int, int] | None:
+    """Span of ``name`` in ``formula`` right of the '~'."""
+    tilde = _top_level(formula, "~")[0]
+    spans = find_spans(formula[tilde:], [name])
+    return (tilde + spans[0][1], tilde + spans[0][2]) if spans else None
 
 
 def _fixed_terms(formula: str, cut: _Cut) -> tuple[bool, tuple[Term, ...]]:
+    cut = cut.without(_AS_FACTOR)  # R's as.factor(x) is factor(x); `as` is a Python keyword
     text = cut.text if cut.text.strip() else "1"
     try:
         parsed = Formula(text)
@@ -211,8 +273,7 @@ def _formulaic_error(exc: FormulaSyntaxError, formula: str, cut: _Cut) -> Formul
 
 def _factor(expr: str, formula: str, cut: _Cut) -> Factor:
     expr = expr.strip()
-    where = cut.text.find(expr)
-    span = cut.span(where, where + len(expr)) if where >= 0 else (0, len(formula))
+    span = cut.find(expr) or cut.span(0, len(cut.text))
     if _NAME.match(expr):
         return Factor("var", expr)
     m = _CALL.match(expr)
@@ -221,7 +282,7 @@ def _factor(expr: str, formula: str, cut: _Cut) -> Factor:
     fn, arg = m.group("fn"), m.group("arg").strip()
     if fn == "I":
         return Factor("expr", arg, columns=_expr_columns(arg, formula, span))
-    kinds = {"cm": "cm", "cwc": "cwc", "C": "cat", "factor": "cat", "as.factor": "cat"}
+    kinds = {"cm": "cm", "cwc": "cwc", "C": "cat", "factor": "cat"}
     if fn not in kinds:
         raise FormulaError(f"unknown function '{fn}'; valid: cm(x), cwc(x), C(x), factor(x), "
                            "I(expression)", formula, span)
@@ -237,7 +298,8 @@ def _expr_columns(expr: str, formula: str, span: tuple[int, int]) -> tuple[str, 
         raise FormulaError(f"I({expr}) is not a valid expression", formula, span) from None
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
               and isinstance(n.func, ast.Name)}
-    names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in called]
+    names = [n.id for n in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name)),
+                                  key=lambda n: n.col_offset) if n.id not in called]
     if not names:
         raise FormulaError(f"I({expr}) uses no column", formula, span)
     return tuple(dict.fromkeys(names))
@@ -293,9 +355,10 @@ def check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
     cols = [*spec.columns, *([spec.cluster] if spec.cluster else [])]
     for col in cols:
         if col not in data.columns:
-            span = spec.span_of(col)
+            what = "cluster variable" if col == spec.cluster else "column"
+            span = spec.span_of(col, "random") if col == spec.cluster else spec.span_of(col)
             where = f"\n{render_span(spec.formula, span)}" if span else ""
-            raise DataError(f"column '{col}' of the formula is not in the data; "
+            raise DataError(f"{what} '{col}' of the formula is not in the data; "
                             f"{suggest(col, map(str, data.columns))}{where}")
 
 
@@ -311,7 +374,7 @@ def _design_frame(spec: ModelSpec, data: pd.DataFrame) -> pd.DataFrame:
                 continue
             if f.kind == "expr":
                 env = {c: data[c].to_numpy(dtype=float) for c in f.columns}
-                value = eval(compile(f.column, "<I()>", "eval"), {"np": np}, env)  # noqa: S307
+                value = eval(compile(f.column, "<I()>", "eval"), {"np": np}, env)
                 out[f.name] = pd.Series(np.broadcast_to(value, len(data)), index=data.index)
                 continue
             x = data[f.column]

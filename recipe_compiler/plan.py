@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from .errors import PlanError, suggest
@@ -159,12 +160,13 @@ class Plan:
     def predictor_matrix(self) -> pd.DataFrame:
         """mice predictor matrix: rows are imputed variables, integer codes -2..4."""
         names = self.names
-        pm = pd.DataFrame(0, index=pd.Index(names, name="target"),
-                          columns=pd.Index(names, name="predictor"), dtype="int64")
+        at = {n: i for i, n in enumerate(names)}
+        codes = np.zeros((len(names), len(names)), dtype=np.int64)
         for c in self.cells:
             if c.code:
-                pm.loc[c.target, c.predictor] = c.code
-        return pm
+                codes[at[c.target], at[c.predictor]] = c.code
+        return pd.DataFrame(codes, index=pd.Index(names, name="target"),
+                            columns=pd.Index(names, name="predictor"))
 
     def predictors(self, target: str) -> list[tuple[str, int]]:
         """Non-zero ``(predictor, code)`` pairs of a target, in plan order."""
@@ -223,3 +225,42 @@ class Plan:
 
     def __str__(self) -> str:
         return self.summary()
+
+    # ----------------------------------------------------------------- export
+
+    def to_spec(self) -> dict[str, Any]:
+        """The plan as a plain JSON-ready dict; see :mod:`recipe_compiler.export.spec_json`."""
+        from .export.spec_json import plan_to_spec
+        return plan_to_spec(self)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Plan:
+        """A plan from a (possibly hand-edited) spec dict; raises PlanError naming the entry."""
+        from .export.spec_json import spec_to_plan
+        return spec_to_plan(spec)
+
+    def to_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the spec to ``path`` as JSON; read it back with ``rc.load_plan(path)``."""
+        from .export.spec_json import save_plan
+        save_plan(self, path)
+
+    def to_r(self, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
+             seed: int | None = None, data_name: str = "d") -> str:
+        """A standalone R script running this plan with mice; see :func:`~.export.plan_to_r`."""
+        from .export.r_mice import plan_to_r
+        return plan_to_r(self, flavor=flavor, m=m, maxit=maxit, seed=seed, data_name=data_name)
+
+    def plot_predictor_matrix(self) -> Figure:
+        """Heatmap of the target rows with their codes; needs matplotlib (``[plot]`` extra)."""
+        from .plots import plot_predictor_matrix
+        return plot_predictor_matrix(self)
+
+
+import typing  # noqa: E402  (names for the annotations of the export methods only)
+
+if typing.TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping
+    from typing import Any
+
+    from matplotlib.figure import Figure

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -54,15 +55,19 @@ class DataSchema:
     n_clusters: int
     columns: tuple[ColumnInfo, ...]
 
+    @cached_property
+    def _by_name(self) -> dict[str, ColumnInfo]:
+        return {c.name: c for c in self.columns}
+
     def __getitem__(self, name: str) -> ColumnInfo:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        raise DataError(f"column '{name}' is not part of the model; "
-                        f"{suggest(name, self.names)}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DataError(f"column '{name}' is not part of the model; "
+                            f"{suggest(name, self.names)}") from None
 
     def __contains__(self, name: object) -> bool:
-        return any(c.name == name for c in self.columns)
+        return name in self._by_name
 
     @property
     def names(self) -> tuple[str, ...]:

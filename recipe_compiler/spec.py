@@ -34,7 +34,9 @@ class Factor:
     columns : tuple of str
         The measured columns the factor depends on.
     level : str
-        For ``dummy``: the level indicated; else empty.
+        For ``dummy``: the level indicated. For ``cm`` / ``cwc`` of a categorical
+        column: the level of the dummy column averaged or centred
+        (``cm(C(sex)[T.1])``, a cluster proportion). Else empty.
     """
 
     kind: FactorKind
@@ -51,6 +53,8 @@ class Factor:
         """Canonical name: ``iqv``, ``cm(iqv)``, ``cwc(iqv)``, ``C(den)``, ``C(den)[T.2]``."""
         if self.kind == "dummy":
             return f"C({self.column})[T.{self.level}]"
+        if self.level:
+            return _WRAP[self.kind].format(f"C({self.column})[T.{self.level}]")
         return _WRAP[self.kind].format(self.column)
 
     def with_column(self, column: str) -> Factor:
@@ -126,11 +130,16 @@ def term(*factors: Factor) -> Term:
 
 @dataclass(frozen=True)
 class RandomEffects:
-    """The random part ``(1 + slopes | cluster)``."""
+    """The random part ``(1 + slopes | cluster)``.
+
+    ``span`` is where the group ``( ... | cluster)`` stands in the formula text,
+    for error carets that must point into the random part.
+    """
 
     cluster: str
     intercept: bool
     slopes: tuple[Term, ...]
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,12 +183,28 @@ class ModelSpec:
             cols.extend(t.columns)
         return tuple(dict.fromkeys(cols))
 
-    def span_of(self, name: str) -> tuple[int, int] | None:
-        """Span of the first occurrence of ``name`` in the formula, if known."""
+    def span_of(self, name: str, part: Literal["any", "random"] = "any"
+                ) -> tuple[int, int] | None:
+        """Span of the first occurrence of ``name`` in the formula, if known.
+
+        Parameters
+        ----------
+        name : str
+            A column or factor name (``iqv``, ``cm(iqv)``).
+        part : {"any", "random"}
+            ``"random"``: only an occurrence inside the random-effects group.
+        """
+        if part == "random":
+            if self.random is None or self.random.span is None:
+                return None
+            lo, hi = self.random.span
+            m = _whole_word(name).search(self.formula, lo, hi)
+            return (m.start(), m.end()) if m else None
         for n, start, end in self.spans:
             if n == name:
                 return (start, end)
-        return None
+        m = _whole_word(name).search(self.formula)
+        return (m.start(), m.end()) if m else None
 
     def replace(self, **changes: object) -> ModelSpec:
         """A copy with some fields changed (the spec itself is immutable)."""
@@ -190,7 +215,12 @@ def find_spans(formula: str, names: Iterable[str]) -> tuple[tuple[str, int, int]
     """First whole-word occurrence of each name in ``formula``."""
     out = []
     for name in names:
-        m = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", formula)
+        m = _whole_word(name).search(formula)
         if m:
             out.append((name, m.start(), m.end()))
     return tuple(out)
+
+
+def _whole_word(name: str) -> re.Pattern[str]:
+    """``name`` not preceded or followed by a name character."""
+    return re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w.])")

@@ -6,7 +6,9 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load_brandsma"]
+from .fimd import FIMD_7_10, BookExample, fimd_example
+
+__all__ = ["FIMD_7_10", "BookExample", "fimd_example", "load_brandsma"]
 
 
 def load_brandsma() -> pd.DataFrame:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
 
-from ..errors import DataError, FormulaError
+from ..errors import FormulaError
 from ..options import Options
 from ..schema import DataSchema
 from ..spec import Factor, ModelSpec, Term, term
@@ -104,15 +104,17 @@ class Context:
         return self.expand(term(Factor("var", column)))
 
     def expand(self, t: Term) -> list[Term]:
-        """Dummy-code the categorical factors of a term (treatment contrasts)."""
+        """Dummy-code the categorical factors of a term (treatment contrasts).
+
+        ``x`` / ``C(x)`` of a categorical column become its dummy columns;
+        ``cm(x)`` / ``cwc(x)`` the cluster means / deviations of those dummies.
+        """
         choices: list[list[Factor]] = []
         for f in t.factors:
-            if f.kind in ("cat", "var") and f.column in self.categorical:
+            if f.kind in ("cat", "var", "cm", "cwc") and f.column in self.categorical:
+                kind = f.kind if f.kind in ("cm", "cwc") else "dummy"
                 levels = self.schema[f.column].categories[1:]
-                choices.append([Factor("dummy", f.column, level=lv) for lv in levels])
-            elif f.kind in ("cm", "cwc") and f.column in self.categorical:
-                raise DataError(f"{f.name}: column '{f.column}' is categorical; cluster means "
-                                "and centring apply to numeric columns only")
+                choices.append([Factor(kind, f.column, level=lv) for lv in levels])
             else:
                 choices.append([f])
         return [self.canonical(Term(tuple(c))) for c in product(*choices)]
@@ -126,9 +128,13 @@ class Context:
             and self.schema[f.column].kind == "continuous" else f
             for f in t.factors))
 
+    @cached_property
+    def _rank(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.measured)}
+
     def canonical(self, t: Term) -> Term:
         """Factors ordered by their column's place in the plan, raw before cm."""
-        rank = {c: i for i, c in enumerate(self.measured)}
+        rank = self._rank
 
         def key(f: Factor) -> tuple[int, int, str]:
             return (min(rank.get(c, len(rank)) for c in f.columns), f.kind == "cm", f.name)
@@ -136,7 +142,11 @@ class Context:
         return Term(tuple(sorted(t.factors, key=key)))
 
     def swap(self, t: Term, a: str, b: str) -> Term:
-        """The image of a term under the role map ``a <-> b`` (section 7.10.7)."""
+        """The image of a term under the role map ``a <-> b`` (section 7.10.7).
+
+        ``C(a)`` maps to the plain column ``b``: :meth:`expand` dummy-codes any
+        column that is categorical, so the image takes ``b``'s own coding.
+        """
         if a == b:
             return t
         table = {a: b, b: a}
@@ -146,9 +156,12 @@ class Context:
                 text = re.sub(r"(?<![\w.])(" + "|".join(map(re.escape, table)) + r")(?![\w.])",
                               lambda m: table[m.group(1)], f.column)
                 out.append(Factor("expr", text, tuple(table.get(c, c) for c in f.columns)))
+            elif f.column in table:
+                kind = "var" if f.kind == "cat" else f.kind
+                out.append(dataclasses.replace(f, kind=kind, column=table[f.column],
+                                               columns=(table[f.column],)))
             else:
-                out.append(dataclasses.replace(f, column=table.get(f.column, f.column),
-                                               columns=(table.get(f.column, f.column),)))
+                out.append(f)
         return Term(tuple(out))
 
 
@@ -163,6 +176,7 @@ def check_model(ctx: Context) -> None:
                            "level-1 outcome", spec.formula, spec.span_of(spec.outcome))
     for t in spec.random.slopes:
         if ctx.term_level(t) == 2:
+            span = spec.span_of(t.name, "random") or spec.span_of(t.columns[0], "random")
             raise FormulaError(f"random slope of '{t.name}', a level-2 variable (constant within "
                                f"clusters of '{spec.cluster}'); random slopes need level-1 "
-                               "variables", spec.formula, spec.span_of(t.columns[0]))
+                               "variables", spec.formula, span)

@@ -78,7 +78,7 @@ def _slope_images(ctx: Context, target: str) -> list[str]:
     out = []
     for t in ctx.spec.random.slopes:
         f = t.factors[0]
-        if t.degree == 1 and f.kind in ("var", "cwc") and ctx.level(f.column) == 1:
+        if t.degree == 1 and f.kind in ("var", "cwc", "cat") and ctx.level(f.column) == 1:
             image = ctx.swap(term(Factor("var", f.column)), target, ctx.spec.outcome)
             out.append(image.factors[0].column)
     return [x for x in dict.fromkeys(out) if x != target]

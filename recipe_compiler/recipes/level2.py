@@ -46,11 +46,8 @@ def level2_row(ctx: Context, target: str, level1_products: list[Term]) -> list[E
     for x in ctx.level2:
         if x != target:
             add(term(Factor("var", x)), "7.6.5 level-2 predictor", "other level-2 variable")
-    level2_products = [t for t in level1_products
-                       if all(f.kind == "var" and ctx.level(f.column) == 2 for f in t.factors)]
-    level2_products += [ctx.center(t) for t in ctx.spec.terms if t.degree > 1
-                        and all(f.kind in ("var", "cat") and ctx.level(f.column) == 2
-                                for f in t.factors)]
+    level2_products = [t for t in (*level1_products, *ctx.spec.terms)
+                       if t.degree > 1 and all(ctx.factor_level(f) == 2 for f in t.factors)]
     if ctx.options.interactions == "all_pairwise":
         level2_products += [term(Factor("var", a), Factor("var", b))
                             for a, b in combinations(ctx.level2, 2)]

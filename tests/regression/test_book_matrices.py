@@ -49,13 +49,13 @@ SECTIONS = {
     "7.10.5": ("lpo ~ iqv*sex + cm(iqv)*den + sex*den + (1 | sch)",
                {"interactions": "all_pairwise", "centering": "cluster"},
                {"lpo": dict(zip(["sch", "iqv", "sex", "iqd.sex", "sex.den", "iqd.den", "den",
-                                 "iqm.den", "sxm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1])),
+                                 "iqm.den", "sxm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1], strict=True)),
                 "iqv": dict(zip(["sch", "lpo", "sex", "lpd.sex", "sex.den", "lpd.den", "den",
-                                 "lpm.den", "sxm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1])),
+                                 "lpm.den", "sxm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1], strict=True)),
                 "sex": dict(zip(["sch", "lpo", "iqv", "iqd.lpd", "lpd.den", "iqd.den", "den",
-                                 "iqm.den", "lpm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1])),
+                                 "iqm.den", "lpm.den"], [-2, 3, 3, 1, 1, 1, 1, 1, 1], strict=True)),
                 "den": dict(zip(["sch", "lpo", "iqv", "sex", "iqd.sex", "lpd.sex", "iqd.lpd"],
-                                [-2, 1, 1, 1, 1, 1, 1]))},
+                                [-2, 1, 1, 1, 1, 1, 1], strict=True))},
                {"lpo": "2l.pmm", "iqv": "2l.pmm", "sex": "2l.pmm", "den": "2lonly.pmm"},
                ["lpm", "iqm", "sxm", "iqd", "lpd", "iqd.sex", "lpd.sex", "iqd.lpd", "iqd.den",
                 "sex.den", "lpd.den", "iqm.den", "sxm.den", "lpm.den"]),
@@ -68,12 +68,12 @@ SECTIONS = {
                {t: {p: c for p, c in zip(
                    ["sch", "lpo", "iqv", "ses", "iqv.ses", "ses.lpo", "iqv.lpo", "iqv.iqm",
                     "ses.sem", "lpo.lpm", "iqv.sem", "iqv.lpm", "ses.iqm", "ses.lpm", "lpo.iqm",
-                    "lpo.sem", "iqm.sem", "lpm.sem", "iqm.lpm"], col) if c}
+                    "lpo.sem", "iqm.sem", "lpm.sem", "iqm.lpm"], col, strict=True) if c}
                 for t, col in zip(["lpo", "iqv", "ses"], zip(
                     [-2, -2, -2], [0, 3, 3], [3, 0, 3], [3, 3, 0], [1, 0, 0], [0, 1, 0],
                     [0, 0, 1], [1, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1],
                     [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0],
-                    [0, 0, 1]))},
+                    [0, 0, 1], strict=True), strict=True)},
                {"lpo": "2l.pmm", "iqv": "2l.pmm", "ses": "2l.pmm"},
                ["iqv.ses", "ses.lpo", "iqv.lpo", "lpm", "iqm", "sem", "iqv.iqm", "ses.sem",
                 "lpo.lpm", "iqv.sem", "iqv.lpm", "ses.iqm", "ses.lpm", "lpo.iqm", "lpo.sem",
@@ -142,7 +142,7 @@ def test_visit_sequence_follows_each_target_with_its_descendants_parents_first(
 
     starts = [i for i, v in enumerate(seq) if v in plan.targets]
     assert [seq[i] for i in starts] == plan.targets
-    for i, j in zip(starts, [*starts[1:], len(seq)]):
+    for i, j in zip(starts, [*starts[1:], len(seq)], strict=True):
         block = seq[i + 1:j]
         assert set(block) == descendants(seq[i]) and len(block) == len(set(block))
         for k, v in enumerate(block):

@@ -1,0 +1,415 @@
+"""A :class:`~recipe_compiler.plan.Plan` as a standalone R script for mice.
+
+The script is written the way FIMD section 7.10 writes it: pad the data with
+the derived columns, ``make.method``/``make.predictorMatrix``, one
+``pred["target", c(...)] <- c(...)`` line per row, the passive methods, the
+visit sequence and one ``mice()`` call.
+
+Two flavors:
+
+``"miceadds"`` (the book's)
+    ``2l.pmm``, ``2l.continuous`` and ``2l.binary`` for level-1 targets and
+    ``2l.groupmean`` for cluster means come from miceadds; all three read
+    codes 3 and 4 like the plan does.
+``"mice"``
+    Methods of mice only. Level-1 continuous targets get ``2l.pan`` (needs the
+    R package pan), which reads codes 3 and 4 as the plan does, or ``2l.norm``
+    when their row only has code-2 predictors (mice's ``2l.norm`` ignores
+    codes 1, 3 and 4). Binary ones get ``2l.bin``, which has no codes 3 and 4:
+    their cluster means become explicit passive columns with code 1. Cluster
+    means are passive ``~ I(ave(x, cluster))``.
+
+Plan names such as ``cwc(iqv):sex`` are no R names; :func:`r_names` maps each
+plan variable to one (``cwc_iqv.sex``), and the script starts with the table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import OptionError, one_of
+from ..plan import CODES, Derived, Plan
+
+__all__ = ["FLAVORS", "plan_to_r", "r_names"]
+
+FLAVORS = ("miceadds", "mice")
+
+#: R's reserved words, which ``make.names`` suffixes with a dot.
+_RESERVED = frozenset({
+    "if", "else", "repeat", "while", "function", "for", "next", "break", "in", "TRUE",
+    "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_complex_",
+    "NA_character_"})
+_R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$|^\.$")
+_NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
+_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
+_WIDTH = 80
+#: mice methods that impute a factor (the column must be one).
+_FACTOR_METHODS = frozenset({"logreg", "polyreg"})
+
+#: Methods of the miceadds package, which the script must then load.
+_MICEADDS_METHODS = frozenset({"2l.pmm", "2l.continuous", "2l.binary", "2l.groupmean",
+                               "2lonly.function"})
+
+
+# ------------------------------------------------------------------ names
+
+
+def r_names(plan: Plan) -> dict[str, str]:
+    """A valid, distinct R name for every plan variable, in plan order.
+
+    Measured columns keep their names when these are valid R names.
+    ``cm(iqv)`` becomes ``cm_iqv``, ``cwc(iqv)`` ``cwc_iqv``, a product joins its
+    factors with dots (``cwc(iqv):sex`` -> ``cwc_iqv.sex``), a dummy appends its
+    level (``C(den)[T.2]`` -> ``den_2``); anything else is sanitised as R's
+    ``make.names`` would. Clashes get a suffix ``_2``, ``_3``, ...; measured
+    columns are named first, so they keep their names.
+
+    Parameters
+    ----------
+    plan : Plan
+
+    Returns
+    -------
+    dict
+        Plan name -> R name.
+    """
+    return _assign_names(plan.names, plan.derived)
+
+
+def _assign_names(names: Sequence[str], derived: dict[str, Derived]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in sorted(names, key=lambda n: n in derived):
+        base = candidate = _base_name(name, derived)
+        k = 1
+        while candidate in used:
+            k += 1
+            candidate = f"{base}_{k}"
+        used.add(candidate)
+        out[name] = candidate
+    return {n: out[n] for n in names}
+
+
+def _base_name(name: str, derived: dict[str, Derived]) -> str:
+    d = derived.get(name)
+    if d is None or d.op == "expr":
+        return _make_name(name)
+    parents = [_base_name(p, derived) for p in d.parents]
+    if d.op in ("cm", "cwc"):
+        return f"{d.op}_{parents[0]}"
+    if d.op == "product":
+        return ".".join(parents)
+    return _make_name(f"{parents[0]}_{d.detail}")
+
+
+def _make_name(name: str) -> str:
+    """``name`` made a syntactic R name, in the manner of R's ``make.names``."""
+    if _R_NAME.match(name) and name not in _RESERVED:
+        return name
+    out = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._]", "_", name)).strip("_") or "X"
+    if not _R_NAME.match(out):
+        out = "X" + out
+    return out + "." if out in _RESERVED else out
+
+
+# ------------------------------------------------------------------ translation
+
+
+@dataclass
+class _Script:
+    """The plan translated to R names and methods, before rendering."""
+
+    names: dict[str, str]
+    measured: list[str]
+    derived: list[str]
+    methods: dict[str, str]
+    rows: dict[str, list[tuple[str, int]]]
+    visit: list[str]
+    notes: list[str] = field(default_factory=list)
+    added: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    factors: list[str] = field(default_factory=list)
+
+
+def _translate(plan: Plan, flavor: str) -> _Script:
+    methods = dict(plan.method_table)
+    rows = {t: plan.predictors(t) for t in [*plan.targets, *plan.derived]}
+    extra: dict[str, Derived] = {}
+    new_methods: dict[str, str] = {}
+    changes: dict[tuple[str, str], list[str]] = {}
+    explicit: dict[str, list[str]] = {}
+    for t in plan.targets:
+        new, why = _target_method(plan, t, methods[t], rows[t], flavor)
+        new_methods[t] = new
+        if new != methods[t]:
+            changes.setdefault((f"{methods[t]} -> {new}", why), []).append(t)
+        if new == "2l.bin":
+            rows[t], explicit[t] = _explicit_means(plan, rows[t], extra)
+    every = {**plan.derived, **extra}
+    names = _assign_names([*plan.names, *extra], every)
+    notes = [f"{', '.join(names[t] for t in targets)}: {change} ({why})"
+             for (change, why), targets in changes.items()]
+    notes += [f"{names[t]}: 2l.bin has no codes 3 and 4, so {', '.join(names[p] for p in ps)} "
+              "enter with code 1 (2 for code 4) and their cluster means with code 1"
+              for t, ps in explicit.items() if ps]
+    if flavor == "mice" and any(d.op == "cm" for d in every.values()):
+        notes.append("cluster means: passive ~ I(ave(x, cluster)) (miceadds' 2l.groupmean in "
+                     "the plan)")
+    cluster = names[plan.cluster] if plan.cluster else ""
+    for name, d in every.items():
+        new_methods[name] = _derived_method(d, names, cluster, flavor)
+        if new_methods[name] != "2l.groupmean":
+            rows[name] = []
+    level2 = [names[t] for t in plan.targets if new_methods[t] == "2lonly.function"]
+    args = []
+    if level2:  # miceadds' 2lonly.function reads its settings per variable from these lists
+        args = ["imputationFunction = list(" + ", ".join(f'{t} = "polyreg"' for t in level2)
+                + ")",
+                "cluster_var = list(" + ", ".join(f'{t} = "{cluster}"' for t in level2) + ")"]
+    return _Script(
+        names=names,
+        measured=[v.name for v in plan.variables if v.role != "derived"],
+        derived=list(every),
+        methods=new_methods,
+        rows=rows,
+        visit=_visit(plan, extra),
+        notes=notes,
+        added={n: f"cluster mean of {d.parents[0]}, for 2l.bin" for n, d in extra.items()},
+        args=args,
+        factors=[t for t in plan.targets if methods[t] in _FACTOR_METHODS],
+    )
+
+
+def _target_method(plan: Plan, target: str, method: str, row: list[tuple[str, int]],
+                   flavor: str) -> tuple[str, str]:
+    """The R method of a target and why it differs from the plan's (if it does)."""
+    if method == "2lonly.polyreg":
+        if flavor == "miceadds":
+            return "2lonly.function", "miceadds' level-2 wrapper around mice's polyreg"
+        return "2lonly.pmm", "mice has no categorical level-2 method"
+    if method not in ("2l.pmm", "2l.norm", "2l.bin"):
+        return method, ""
+    if flavor == "miceadds":
+        new = {"2l.norm": "2l.continuous", "2l.bin": "2l.binary"}.get(method, method)
+        return new, "the miceadds method that reads codes 3 and 4 as the plan does"
+    if method == "2l.bin" or plan.variable(target).kind == "binary":
+        return "2l.bin", "binary; it must be coded 0/1"
+    if all(code in (-2, 2) for _, code in row):
+        return "2l.norm", "mice's 2l.norm uses code-2 predictors only, which is all this row has"
+    return "2l.pan", ("needs the R package pan; it reads codes 3 and 4 as the plan does: 3 "
+                      "adds the cluster mean, 4 the cluster mean and a random slope")
+
+
+def _explicit_means(plan: Plan, row: list[tuple[str, int]], extra: dict[str, Derived]
+                    ) -> tuple[list[tuple[str, int]], list[str]]:
+    """A 2l.bin row: codes 3 -> 1 and 4 -> 2, plus code 1 for those predictors' cluster means.
+
+    Cluster means the plan lacks are added to ``extra``. Returns the new row and
+    the predictors whose code was 3 or 4.
+    """
+    existing = {d.parents[0]: d.name for d in plan.derived_defs if d.op == "cm"}
+    out = dict(row)
+    changed = [p for p, code in row if code in (3, 4)]
+    for predictor in changed:
+        out[predictor] -= 2
+        mean = existing.get(predictor, f"cm({predictor})")
+        if mean not in plan.derived:
+            extra.setdefault(mean, Derived(mean, "cm", (predictor,)))
+        out[mean] = max(out.get(mean, 0), 1)
+    order = {n: i for i, n in enumerate([*plan.names, *extra])}
+    return sorted(out.items(), key=lambda pc: order[pc[0]]), changed
+
+
+def _derived_method(d: Derived, names: dict[str, str], cluster: str, flavor: str) -> str:
+    """mice's method string of a derived variable, in R names (``cluster``: its R name)."""
+    p = [names[x] for x in d.parents]
+    if d.op == "cm":
+        return "2l.groupmean" if flavor == "miceadds" else f"~ I(ave({p[0]}, {cluster}))"
+    if d.op == "cwc":
+        return f"~ I({p[0]} - {p[1]})"
+    if d.op == "product":
+        return f"~ I({' * '.join(p)})"
+    if d.op == "dummy":
+        level = d.detail if _NUMBER.match(d.detail) else json.dumps(d.detail)
+        return f"~ I(as.integer({p[0]} == {level}))"
+    expr = _IDENT.sub(lambda m: names.get(m.group(0), m.group(0)), d.detail)
+    return f"~ I({expr.replace('**', '^')})"
+
+
+def _visit(plan: Plan, extra: dict[str, Derived]) -> list[str]:
+    """The plan's visit sequence, with each added cluster mean after its parent."""
+    seq: list[str] = [n for n, d in extra.items() if d.parents[0] not in plan.visit]
+    for v in plan.visit:
+        seq.append(v)
+        seq.extend(n for n, d in extra.items() if d.parents[0] == v)
+    return seq
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
+              seed: int | None = None, data_name: str = "d") -> str:
+    """A standalone R script that runs the plan with mice.
+
+    Parameters
+    ----------
+    plan : Plan
+    flavor : {"miceadds", "mice"}
+        ``"miceadds"``: the book's methods (``2l.pmm``, ``2l.groupmean``);
+        ``"mice"``: methods of mice only (see the module docstring).
+    m, maxit : int
+        Number of imputations and of iterations.
+    seed : int, optional
+        ``seed`` of the ``mice()`` call; omitted when ``None``.
+    data_name : str
+        The R variable holding the user's data.
+
+    Returns
+    -------
+    str
+        The script, ending with a newline.
+
+    Raises
+    ------
+    OptionError
+        An unknown flavor, a non-positive ``m``/``maxit``, a non-integer seed or
+        a ``data_name`` that is no R name.
+    """
+    if flavor not in FLAVORS:
+        raise one_of("flavor", flavor, FLAVORS)
+    for name, value in (("m", m), ("maxit", maxit)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OptionError(f"{name} must be a positive integer, got {value!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise OptionError(f"seed must be an integer or None, got {seed!r}")
+    if not _R_NAME.match(data_name) or data_name in _RESERVED:
+        raise OptionError(f"data_name={data_name!r} is not a valid R name; use letters, "
+                          "digits, '.' and '_', starting with a letter")
+    s = _translate(plan, flavor)
+    r = s.names
+    d = data_name
+    out = _header(plan, s, flavor)
+    libraries = ["mice"]
+    if _MICEADDS_METHODS & set(s.methods.values()):
+        libraries.append("miceadds")
+    out += [f"library({lib})" for lib in libraries] + [""]
+    measured = [r[n] for n in s.measured]
+    out += [f"# Load your data as `{d}` first: a data.frame with the measured columns",
+            *_wrap_words("#   ", ", ".join(s.measured) + " (missing values as NA),", "#   "),
+            f"# e.g. {d} <- read.csv(\"data.csv\").",
+            _wrap(_vec(_quoted(s.measured), f"{d} <- {d}[, ", "]"))]
+    if measured != s.measured:
+        out.append(_wrap(_vec(_quoted(measured), f"names({d}) <- ")))
+    if s.factors:
+        out.append("# logreg and polyreg impute factors")
+        out += [f"{d}${r[t]} <- as.factor({d}${r[t]})" for t in s.factors]
+    if s.derived:
+        out += ["", "# derived variables start empty; mice recomputes them from their parents",
+                _wrap(_vec([f"{r[n]} = NA" for n in s.derived], f"{d} <- data.frame({d}, ",
+                           ")", bare=True))]
+    out += ["", "# imputation methods", f"meth <- make.method({d})"]
+    groups: dict[str, list[str]] = {}
+    for t in plan.targets:
+        groups.setdefault(s.methods[t], []).append(r[t])
+    for method, cols in groups.items():
+        out.append(_wrap(_vec(_quoted(cols), "meth[", f"] <- \"{method}\"", single=True)))
+    codes = "; ".join(f"{c} {meaning}" for c, meaning in CODES.items() if c)
+    out += ["", *_wrap_words("# predictor matrix: ", codes, "#   "),
+            f"pred <- make.predictorMatrix({d})", "pred[,] <- 0"]
+    out += [_row(t, s) for t in plan.targets if s.rows[t]]
+    if s.derived:
+        out += ["", "# derived variables: cluster means and passive terms"]
+        for n in s.derived:
+            out.append(f"meth[\"{r[n]}\"] <- \"{s.methods[n]}\"")
+            if s.rows[n]:
+                out.append(_row(n, s))
+    call = ["pred = pred", "meth = meth", f"m = {m}", f"maxit = {maxit}"]
+    if len(s.visit) > 1:  # mice reads a single string as the name of a visit scheme
+        out += ["", _wrap(_vec(_quoted([r[v] for v in s.visit]), "visit <- "))]
+        call.insert(2, "visit = visit")
+    out.append("")
+    if seed is not None:
+        call.append(f"seed = {seed}")
+    call += [*s.args, "print = FALSE"]
+    if "2l.groupmean" in s.methods.values():
+        # mice drops a column that starts empty unless its method is passive, or allow.na
+        # is set; not always, as mice hands allow.na on to the methods (2l.bin's glmer fails)
+        out.append("# allow.na: keep the 2l.groupmean columns, which start empty")
+        call.append("allow.na = TRUE")
+    out.append(_wrap(_vec(call, f"imp <- mice({d}, ", ")", bare=True)))
+    return "\n".join(out) + "\n"
+
+
+def _header(plan: Plan, s: _Script, flavor: str) -> list[str]:
+    opts = ", ".join(f"{k} = {v!r}" for k, v in plan.options.to_dict().items()
+                     if v not in ([], {}))
+    out = ["# Multilevel imputation with mice, written by recipe_compiler from the plan for",
+           f"#   {plan.formula}",
+           *_wrap_words("# options: ", opts, "#   "),
+           f"# flavor: {flavor}"]
+    if s.notes:
+        out.append("# methods that differ from the plan's:")
+        for note in s.notes:
+            out += _wrap_words("#   ", note, "#     ")
+    width = max([len("R name"), *(len(v) for v in s.names.values())])
+    out += ["#", "# R names of the plan variables:", f"#   {'R name':<{width}}  plan name"]
+    for name, rname in s.names.items():
+        what = f" ({s.added[name]})" if name in s.added else ""
+        out.append(f"#   {rname:<{width}}  {name}{what}")
+    return [*out, ""]
+
+
+def _row(target: str, s: _Script) -> str:
+    """``pred["target", c(...)] <- c(...)`` for the non-zero cells of a row."""
+    row = s.rows[target]
+    cols = _vec(_quoted([s.names[p] for p, _ in row]), f"pred[\"{s.names[target]}\", ",
+                "] <- ", single=True)
+    return _wrap(cols, _vec([str(c) for _, c in row], single=True))
+
+
+def _quoted(names: Sequence[str]) -> list[str]:
+    return [json.dumps(n, ensure_ascii=False) for n in names]
+
+
+def _vec(items: Sequence[str], head: str = "", tail: str = "", *, bare: bool = False,
+         single: bool = False) -> list[str]:
+    """Tokens of ``head c(items) tail``; the wrapper breaks lines between tokens only.
+
+    ``bare`` leaves out ``c()`` (for argument lists); ``single`` too when there
+    is one item (``meth["den"]`` rather than ``meth[c("den")]``).
+    """
+    open_, close = ("", "") if bare or (single and len(items) == 1) else ("c(", ")")
+    if not items:
+        return [f"{head}{open_}{close}{tail}"]
+    tokens = [f"{x}, " for x in items[:-1]] + [f"{items[-1]}{close}{tail}"]
+    tokens[0] = f"{head}{open_}{tokens[0]}"
+    return tokens
+
+
+def _wrap(*groups: Sequence[str]) -> str:
+    """Join token groups, breaking lines at 80 columns between tokens only.
+
+    Continuation lines are indented by two spaces. A group that does not fit on
+    the current line but fits on a line of its own starts a new line.
+    """
+    lines = [""]
+    for group in groups:
+        whole = "".join(group).rstrip()
+        if lines[-1].strip() and len(lines[-1]) + len(whole) > _WIDTH >= len(whole) + 2:
+            lines.append("  ")
+        for tok in group:
+            if lines[-1].strip() and len(lines[-1]) + len(tok.rstrip()) > _WIDTH:
+                lines.append("  ")
+            lines[-1] += tok
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _wrap_words(first: str, text: str, rest: str) -> list[str]:
+    """``text`` as comment lines of at most 80 columns."""
+    return textwrap.wrap(text, _WIDTH, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False)

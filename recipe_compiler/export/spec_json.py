@@ -1,0 +1,396 @@
+"""A :class:`~recipe_compiler.plan.Plan` as a plain, JSON-ready dict, and back.
+
+The spec is meant to be read and edited by hand: change a code in
+``predictors``, delete a predictor, swap a method, then load it with
+:func:`load_plan`. Loading validates everything and names the offending entry.
+
+Layout (version 1)::
+
+    {"format": "recipe_compiler.plan", "version": 1,
+     "formula": "...", "options": {...}, "cluster": "sch",
+     "variables": [{"name", "role", "level", "kind", "n_missing"}, ...],
+     "methods": {"lpo": "2l.pmm", ...},
+     "predictors": {"lpo": {"sch": -2, "iqv": 3, ...}, ...},      # non-zero cells
+     "provenance": [{"target", "predictor", "code", "step", "reason"}, ...],
+     "derived": [{"name", "op", "parents", "detail"}, ...],
+     "visit_sequence": ["lpo", "cm(lpo)", ...]}
+
+``predictors`` is authoritative for the codes; ``provenance`` explains them.
+A cell whose code in ``predictors`` differs from its provenance entry (or that
+``predictors`` no longer lists, or that has no provenance entry) gets the step
+``"edited by hand"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, get_args
+
+from ..errors import PlanError, suggest
+from ..graph import ancestors, derived_graph
+from ..options import (
+    DERIVED_METHODS,
+    LEVEL1_METHODS,
+    LEVEL2_METHODS,
+    METHODS,
+    SINGLE_METHODS,
+    make_options,
+)
+from ..plan import CODES, Cell, Derived, DerivedOp, Plan, Role, Variable
+
+__all__ = ["EDITED", "FORMAT", "VERSION", "load_plan", "plan_to_spec", "save_plan",
+           "spec_to_plan"]
+
+FORMAT = "recipe_compiler.plan"
+VERSION = 1
+#: The provenance step of a cell changed, added or removed in a hand-edited spec.
+EDITED = "edited by hand"
+
+_KEYS = ("format", "version", "formula", "options", "cluster", "variables", "methods",
+         "predictors", "provenance", "derived", "visit_sequence")
+
+
+def plan_to_spec(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    plan : Plan
+
+    Returns
+    -------
+    dict
+        Plain ``dict``/``list``/``str``/``int`` values only;
+        ``spec_to_plan(plan_to_spec(plan)) == plan``.
+    """
+    predictors: dict[str, dict[str, int]] = {}
+    for c in plan.cells:
+        if c.code:
+            predictors.setdefault(c.target, {})[c.predictor] = c.code
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "formula": plan.formula,
+        "options": plan.options.to_dict(),
+        "cluster": plan.cluster,
+        "variables": [{"name": v.name, "role": v.role, "level": v.level, "kind": v.kind,
+                       "n_missing": v.n_missing} for v in plan.variables],
+        "methods": dict(plan.method_table),
+        "predictors": predictors,
+        "provenance": [{"target": c.target, "predictor": c.predictor, "code": c.code,
+                        "step": c.step, "reason": c.reason} for c in plan.cells],
+        "derived": [{"name": d.name, "op": d.op, "parents": list(d.parents),
+                     "detail": d.detail} for d in plan.derived_defs],
+        "visit_sequence": list(plan.visit),
+    }
+
+
+def spec_to_plan(spec: Mapping[str, Any]) -> Plan:
+    """Build and validate a :class:`Plan` from a spec dict (possibly edited by hand).
+
+    Parameters
+    ----------
+    spec : mapping
+        As written by :func:`plan_to_spec`. ``provenance`` may be omitted: every
+        cell of ``predictors`` then gets the step ``"edited by hand"``.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    PlanError
+        Naming the entry at fault: a missing or wrong ``format``/``version``, an
+        unknown variable, role, method or derivation, a code outside the valid
+        ones, a cycle among the derived variables, a derived variable used to
+        predict one of its own ancestors.
+    """
+    if not isinstance(spec, Mapping):
+        raise PlanError(f"a plan spec must be a JSON object, got {type(spec).__name__}")
+    _check_header(spec)
+    options = _get(spec, "options", dict, "spec")
+    try:
+        opts = make_options(**options)
+    except (TypeError, ValueError) as exc:  # TypeError: a key that is not a string
+        raise PlanError(f"spec 'options': {exc}") from exc
+    variables = _variables(_get(spec, "variables", list, "spec"))
+    names = [v.name for v in variables]
+    cluster = spec.get("cluster")
+    _check_cluster(cluster, variables)
+    derived = _derived(_get(spec, "derived", list, "spec"), variables, cluster)
+    methods = _methods(_get(spec, "methods", dict, "spec"), variables, derived, cluster)
+    predictors = _predictors(_get(spec, "predictors", dict, "spec"), variables, cluster)
+    provenance = _provenance(spec.get("provenance", []), names)
+    cells = _merge(provenance, predictors)
+    _check_ancestry(cells, derived)
+    visit = _visit(_get(spec, "visit_sequence", list, "spec"), variables)
+    return Plan(formula=_get(spec, "formula", str, "spec"), options=opts, cluster=cluster,
+                variables=tuple(variables), method_table=tuple(methods.items()),
+                cells=tuple(cells), derived_defs=tuple(derived), visit=visit)
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write the plan's spec to ``path`` as indented JSON (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(plan_to_spec(plan), fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read a plan spec written by :meth:`Plan.to_json` (and perhaps edited by hand).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    PlanError
+        If the file is not valid JSON or not a valid plan spec (the message
+        names the entry at fault).
+    OSError
+        If the file cannot be read.
+    """
+    with open(path, encoding="utf-8") as fh:
+        try:
+            spec = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"{os.fspath(path)} is not valid JSON: {exc}") from exc
+    return spec_to_plan(spec)
+
+
+# ------------------------------------------------------------------ validation
+
+
+_KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+
+
+def _get(entry: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """``entry[key]``, checked to be present and of type ``kind`` (a bool is no int)."""
+    if key not in entry:
+        raise PlanError(f"{where}: the key {key!r} is missing")
+    value = entry[key]
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        raise PlanError(f"{where}: {key!r} must be {_KIND_NAMES[kind]}, got {value!r}")
+    return value
+
+
+def _check_header(spec: Mapping[str, Any]) -> None:
+    if spec.get("format") != FORMAT:
+        raise PlanError(f"spec 'format' must be {FORMAT!r}, got {spec.get('format')!r}; "
+                        "is this a plan written by Plan.to_json()?")
+    if "version" not in spec:
+        raise PlanError(f"spec 'version' is missing; this reader understands version {VERSION}")
+    if spec["version"] != VERSION:
+        raise PlanError(f"spec 'version' {spec['version']!r} is not supported; this reader "
+                        f"understands version {VERSION}")
+    unknown = [k for k in spec if k not in _KEYS]
+    if unknown:
+        raise PlanError(f"spec: unknown key {unknown[0]!r}; valid keys: {', '.join(_KEYS)}")
+
+
+def _known(name: object, names: list[str], where: str) -> str:
+    """``name`` if it is a plan variable, else a PlanError naming ``where``."""
+    if not isinstance(name, str) or name not in names:
+        raise PlanError(f"{where}: {name!r} is not a variable of the plan; "
+                        f"{suggest(str(name), names)}")
+    return name
+
+
+def _variables(entries: list[Any]) -> list[Variable]:
+    roles = get_args(Role)
+    out: list[Variable] = []
+    for i, e in enumerate(entries):
+        where = f"variables[{i}]"
+        if not isinstance(e, Mapping):
+            raise PlanError(f"{where} must be an object with name, role, level, kind, n_missing")
+        name = _get(e, "name", str, where)
+        where = f"variables[{i}] ({name!r})"
+        role = _get(e, "role", str, where)
+        if role not in roles:
+            raise PlanError(f"{where}: role {role!r} is not valid; choose one of "
+                            + ", ".join(map(repr, roles)))
+        level = _get(e, "level", int, where)
+        if level not in (1, 2):
+            raise PlanError(f"{where}: level must be 1 or 2, got {level!r}")
+        n_missing = _get(e, "n_missing", int, where) if "n_missing" in e else 0
+        if n_missing < 0:
+            raise PlanError(f"{where}: n_missing must be >= 0, got {n_missing}")
+        if any(v.name == name for v in out):
+            raise PlanError(f"{where}: the variable {name!r} is listed twice")
+        out.append(Variable(name, role, level, _get(e, "kind", str, where), n_missing))
+    return out
+
+
+def _check_cluster(cluster: object, variables: list[Variable]) -> None:
+    declared = [v.name for v in variables if v.role == "cluster"]
+    if cluster is None:
+        if declared:
+            raise PlanError(f"spec 'cluster' is null but variable {declared[0]!r} has role "
+                            "'cluster'")
+        return
+    if not isinstance(cluster, str) or declared != [cluster]:
+        raise PlanError(f"spec 'cluster' {cluster!r} must be the one variable with role "
+                        f"'cluster'; variables with that role: {declared or 'none'}")
+
+
+def _derived(entries: list[Any], variables: list[Variable], cluster: str | None
+             ) -> list[Derived]:
+    names = [v.name for v in variables]
+    ops = get_args(DerivedOp)
+    out: list[Derived] = []
+    for i, e in enumerate(entries):
+        where = f"derived[{i}]"
+        if not isinstance(e, Mapping):
+            raise PlanError(f"{where} must be an object with name, op, parents, detail")
+        name = _known(_get(e, "name", str, where), names, where)
+        where = f"derived[{i}] ({name!r})"
+        op = _get(e, "op", str, where)
+        if op not in ops:
+            raise PlanError(f"{where}: op {op!r} is not valid; choose one of "
+                            + ", ".join(map(repr, ops)))
+        parents = _get(e, "parents", list, where)
+        if not parents:
+            raise PlanError(f"{where}: 'parents' is empty; a derived variable is computed "
+                            "from at least one plan variable")
+        for p in parents:
+            _known(p, names, f"{where} parent")
+        if any(d.name == name for d in out):
+            raise PlanError(f"{where}: {name!r} is defined twice")
+        if op == "cm" and cluster is None:
+            raise PlanError(f"{where}: a cluster mean needs a cluster, and the spec has none")
+        detail = _get(e, "detail", str, where) if "detail" in e else ""
+        out.append(Derived(name, op, tuple(parents), detail))
+    defined = {d.name for d in out}
+    for v in variables:
+        if (v.role == "derived") != (v.name in defined):
+            problem = ("has role 'derived' but no entry in 'derived'" if v.role == "derived"
+                       else f"has role {v.role!r} but is defined in 'derived'")
+            raise PlanError(f"variable {v.name!r} {problem}")
+    derived_graph({d.name: d.parents for d in out})
+    return out
+
+
+def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Derived],
+             cluster: str | None) -> dict[str, str]:
+    by_name = {v.name: v for v in variables}
+    ops = {d.name: d for d in derived}
+    for name, method in table.items():
+        where = f"methods[{name!r}]"
+        v = by_name[_known(name, list(by_name), "methods")]
+        if not isinstance(method, str) or method not in METHODS:
+            raise PlanError(f"{where}: {method!r} is not a known method; valid methods: "
+                            + ", ".join(METHODS))
+        if v.role == "derived":
+            valid: tuple[str, ...] = (ops[name].method,)
+        elif v.role == "target":
+            valid = (SINGLE_METHODS if cluster is None else
+                     LEVEL2_METHODS if v.level == 2 else LEVEL1_METHODS)
+        else:
+            raise PlanError(f"{where}: {name!r} has role {v.role!r} and is not imputed; only "
+                            "targets and derived variables have a method")
+        if method not in valid:
+            what = ("derived variable" if method in DERIVED_METHODS or v.role == "derived"
+                    else f"level-{v.level} target" if cluster else "single-level target")
+            raise PlanError(f"{where}: {method!r} is not valid for this {what}; choose one of "
+                            + ", ".join(valid))
+    for v in variables:
+        if v.role in ("target", "derived") and v.name not in table:
+            raise PlanError(f"methods: {v.role} {v.name!r} has no method")
+    return dict(table)
+
+
+def _predictors(table: dict[str, Any], variables: list[Variable],
+                cluster: str | None) -> dict[tuple[str, str], int]:
+    names = [v.name for v in variables]
+    valid = ", ".join(str(c) for c in sorted(CODES))
+    out: dict[tuple[str, str], int] = {}
+    for target, row in table.items():
+        _known(target, names, "predictors")
+        if not isinstance(row, Mapping):
+            raise PlanError(f"predictors[{target!r}] must be an object {{predictor: code}}")
+        for predictor, code in row.items():
+            where = f"predictors[{target!r}][{predictor!r}]"
+            _known(predictor, names, where)
+            if isinstance(code, bool) or not isinstance(code, int) or code not in CODES:
+                raise PlanError(f"{where}: code {code!r} is not valid; valid codes: {valid} "
+                                "(" + "; ".join(f"{c} {m}" for c, m in CODES.items()) + ")")
+            if predictor == target and code:
+                raise PlanError(f"{where}: a variable cannot predict itself")
+            if code == -2 and predictor != cluster:
+                raise PlanError(f"{where}: code -2 marks the cluster variable, which is "
+                                f"{cluster!r}")
+            out[(target, predictor)] = code
+    return out
+
+
+def _provenance(entries: object, names: list[str]) -> list[Cell]:
+    if not isinstance(entries, list):
+        raise PlanError(f"spec: 'provenance' must be a list, got {entries!r}")
+    out: list[Cell] = []
+    seen: set[tuple[str, str]] = set()
+    for i, e in enumerate(entries):
+        where = f"provenance[{i}]"
+        if not isinstance(e, Mapping):
+            raise PlanError(f"{where} must be an object with target, predictor, code, step, "
+                            "reason")
+        target = _known(_get(e, "target", str, where), names, f"{where} target")
+        predictor = _known(_get(e, "predictor", str, where), names, f"{where} predictor")
+        code = _get(e, "code", int, where)
+        if code not in CODES:
+            raise PlanError(f"{where}: code {code!r} is not valid; valid codes: "
+                            + ", ".join(str(c) for c in sorted(CODES)))
+        if (target, predictor) in seen:
+            raise PlanError(f"{where}: a second entry for target {target!r}, predictor "
+                            f"{predictor!r}; each cell has one provenance entry")
+        seen.add((target, predictor))
+        out.append(Cell(target, predictor, code, _get(e, "step", str, where),
+                        _get(e, "reason", str, where)))
+    return out
+
+
+def _merge(provenance: list[Cell], predictors: dict[tuple[str, str], int]) -> list[Cell]:
+    """Cells with the codes of ``predictors`` and the explanations of ``provenance``."""
+    cells: list[Cell] = []
+    for c in provenance:
+        code = predictors.get((c.target, c.predictor), 0)
+        if code == c.code:
+            cells.append(c)
+        else:
+            was = f"was code {c.code} ({c.step}: {c.reason})"
+            reason = (f"removed from the predictors; {was}" if code == 0
+                      else f"code set to {code}; {was}")
+            cells.append(Cell(c.target, c.predictor, code, EDITED, reason))
+    known = {(c.target, c.predictor) for c in provenance}
+    for (target, predictor), code in predictors.items():
+        if (target, predictor) not in known:
+            cells.append(Cell(target, predictor, code, EDITED, "added to the predictors"))
+    return cells
+
+
+def _check_ancestry(cells: list[Cell], derived: list[Derived]) -> None:
+    parents = {d.name: d.parents for d in derived}
+    above = {name: ancestors(parents, name) for name in parents}
+    for c in cells:
+        if c.code and c.target in above.get(c.predictor, ()):
+            raise PlanError(f"predictors[{c.target!r}][{c.predictor!r}]: the derived variable "
+                            f"{c.predictor!r} is computed from {c.target!r}, so it cannot "
+                            f"predict {c.target!r} (FIMD 7.5 step 10)")
+
+
+def _visit(sequence: list[Any], variables: list[Variable]) -> tuple[str, ...]:
+    names = [v.name for v in variables]
+    for i, name in enumerate(sequence):
+        _known(name, names, f"visit_sequence[{i}]")
+    for v in variables:
+        if v.role == "target" and v.name not in sequence:
+            raise PlanError(f"visit_sequence: the target {v.name!r} is never visited, so it "
+                            "would never be imputed")
+    return tuple(sequence)

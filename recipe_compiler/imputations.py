@@ -1,0 +1,182 @@
+"""The result of :func:`recipe_compiler.impute`: m completed data sets and chain statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy as np
+import pandas as pd
+
+from .analysis import MIFit
+from .diagnostics import rhat
+from .errors import RecipeError
+from .lmm import fit_lmm
+from .plan import Plan
+from .pooling import pool
+from .runtime.gibbs import ChainResult
+from .schema import categorical
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True, eq=False)
+class Imputations:
+    """m imputations of a data set under a :class:`~recipe_compiler.plan.Plan`.
+
+    Attributes
+    ----------
+    plan : Plan
+    data : pandas.DataFrame
+        The incomplete data as given (never modified).
+    chains : tuple of ChainResult
+        Per chain, the imputed values and the per-iteration statistics.
+    maxit : int
+    coded : frozenset of str
+        Targets imputed as category codes (mapped back to their labels).
+    """
+
+    plan: Plan
+    data: pd.DataFrame
+    chains: tuple[ChainResult, ...]
+    maxit: int
+    coded: frozenset[str] = frozenset()
+
+    @property
+    def m(self) -> int:
+        """Number of imputations (chains)."""
+        return len(self.chains)
+
+    @property
+    def missing(self) -> pd.DataFrame:
+        """Boolean frame (data index, one column per target): True where imputed."""
+        return self.data[self.plan.targets].isna()
+
+    @overload
+    def complete(self, k: int = 1) -> pd.DataFrame: ...
+
+    @overload
+    def complete(self, k: Literal["long"], include: bool = False) -> pd.DataFrame: ...
+
+    def complete(self, k: int | str = 1, include: bool = False) -> pd.DataFrame:
+        """A completed data set, or all of them stacked.
+
+        Parameters
+        ----------
+        k : int or "long"
+            ``1..m``: the k-th completed data set, shaped like the input (same
+            index, columns and dtypes; derived variables are not added);
+            ``0``: the original data. ``"long"``: all of them stacked with
+            columns ``.imp`` (imputation number) and ``.id`` (the row's index
+            label) first, as mice's ``complete(imp, "long")``.
+        include : bool
+            With ``"long"``: include the original data as ``.imp == 0``.
+        """
+        if k == "long":
+            ks = range(0 if include else 1, self.m + 1)
+            frames = []
+            for j in ks:
+                frame = self.complete(j)
+                frame.insert(0, ".id", self.data.index.to_numpy())
+                frame.insert(0, ".imp", j)
+                frames.append(frame.reset_index(drop=True))
+            return pd.concat(frames, ignore_index=True)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k <= self.m:
+            raise RecipeError(f"k={k!r} is not valid; use 0 (original data), 1..{self.m}, "
+                              "or 'long'")
+        out = self.data.copy()
+        if k == 0:
+            return out
+        imputed = self.chains[k - 1].imputed
+        for t in self.plan.targets:
+            out[t] = _fill(self.data[t], imputed[t], t in self.coded)
+        return out
+
+    def __iter__(self) -> Any:
+        return (self.complete(k) for k in range(1, self.m + 1))
+
+    @property
+    def chain_mean(self) -> pd.DataFrame:
+        """Mean of the imputed cells: index (variable, iteration), one column per chain."""
+        return self._chain_stat("mean")
+
+    @property
+    def chain_var(self) -> pd.DataFrame:
+        """Variance of the imputed cells: index (variable, iteration), one column per chain."""
+        return self._chain_stat("var")
+
+    def _chain_stat(self, which: str) -> pd.DataFrame:
+        targets = self.plan.targets
+        stacked = np.stack([getattr(c, which) for c in self.chains], axis=-1)  # it, var, chain
+        index = pd.MultiIndex.from_product([targets, range(1, self.maxit + 1)],
+                                           names=["variable", "iteration"])
+        values = stacked.transpose(1, 0, 2).reshape(len(targets) * self.maxit, self.m)
+        return pd.DataFrame(values, index=index,
+                            columns=pd.Index(range(1, self.m + 1), name="chain"))
+
+    def rhat(self) -> pd.Series:
+        """Rank-normalised split R-hat of each target's chain mean (Vehtari et al. 2021)."""
+        means = self.chain_mean
+        return pd.Series({t: rhat(means.loc[t].to_numpy()) for t in self.plan.targets},
+                         name="rhat")
+
+    def fit(self, formula: str, *, reml: bool = False) -> MIFit:
+        """Fit a two-level linear mixed model on each completed data set.
+
+        ``cm()`` and ``cwc()`` in ``formula`` are computed on each completed data set.
+
+        Returns
+        -------
+        MIFit
+            ``.pool()`` for Rubin's rules, ``.variance_components()``.
+        """
+        return MIFit(formula, tuple(fit_lmm(formula, d, reml=reml) for d in self))
+
+    def analyze(self, func: Callable[[pd.DataFrame], tuple[Sequence[float], Any]],
+                dfcom: float = np.inf) -> pd.DataFrame:
+        """Apply ``func`` to each completed data set and pool with Rubin's rules.
+
+        Parameters
+        ----------
+        func : callable
+            ``func(frame) -> (estimates, covariance)``: a vector (a Series keeps
+            its names) and its covariance matrix (or a vector of variances).
+        dfcom : float
+            Complete-data degrees of freedom (default: infinite).
+        """
+        results = [func(d) for d in self]
+        return pool([r[0] for r in results], [r[1] for r in results], dfcom=dfcom)
+
+    def plot_trace(self) -> Figure:
+        """Chain means and SDs of every target against iteration (mice's ``plot(imp)``)."""
+        from .plots import plot_trace
+
+        return plot_trace(self)
+
+    def plot_density(self) -> Figure:
+        """Observed and imputed densities of every target."""
+        from .plots import plot_density
+
+        return plot_density(self)
+
+    def __repr__(self) -> str:
+        return (f"<Imputations m={self.m} maxit={self.maxit} targets={self.plan.targets} "
+                f"rows={len(self.data)}>")
+
+
+def _fill(column: pd.Series, values: np.ndarray, coded: bool) -> pd.Series:
+    """``column`` with its missing cells set to ``values`` (category codes if ``coded``)."""
+    miss = np.flatnonzero(column.isna().to_numpy())
+    out = column.copy()
+    if not coded:
+        out.iloc[miss] = values
+        return out
+    labels = categorical(column).cat.categories[values.astype(np.intp)]
+    if pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype,
+                                                                pd.CategoricalDtype):
+        out.iloc[miss] = labels.to_numpy(dtype=float)
+    else:
+        out.iloc[miss] = labels
+    return out

@@ -1,0 +1,69 @@
+"""``impute``: data + model (formula or plan) -> :class:`~.imputations.Imputations`."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+import numpy as np
+import pandas as pd
+
+from .compiler import compile_plan
+from .errors import OptionError
+from .imputations import Imputations
+from .plan import Plan
+from .runtime.chains import run_chains
+from .runtime.problem import make_problem
+from .schema import check_frame
+from .spec import ModelSpec
+
+
+def impute(data: pd.DataFrame, model: str | ModelSpec | Plan, *, m: int = 5, maxit: int = 10,
+           seed: int | np.random.SeedSequence | None = None, n_jobs: int = 1,
+           executor: Executor | None = None, progress: bool = False, donors: int = 5,
+           **compile_options: object) -> Imputations:
+    """Multiply impute ``data`` under the imputation model a mixed model implies.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The incomplete data; never modified.
+    model : str, ModelSpec or Plan
+        The analysis model (compiled with ``compile_options``, see
+        :func:`recipe_compiler.compile`) or an already compiled (or edited) plan.
+    m : int
+        Number of imputations (independent chains).
+    maxit : int
+        Iterations per chain (0: the initial random fill only).
+    seed : int or SeedSequence, optional
+        Seed of the root ``numpy.random.SeedSequence``; chain k uses its k-th
+        child, so results do not depend on ``n_jobs`` or ``executor``.
+    n_jobs : int
+        Processes for the chains when no ``executor`` is given.
+    executor : concurrent.futures.Executor, optional
+        Runs the chains (e.g. a Dask or Ray executor).
+    progress : bool
+        Progress bar on stderr.
+    donors : int
+        Donors for predictive mean matching.
+
+    Returns
+    -------
+    Imputations
+    """
+    for name, value, low in (("m", m, 1), ("maxit", maxit, 0), ("donors", donors, 1),
+                             ("n_jobs", n_jobs, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise OptionError(f"{name}={value!r} is not valid; it must be an integer >= {low}")
+    check_frame(data)
+    if isinstance(model, Plan):
+        if compile_options:
+            raise OptionError("compile options (" + ", ".join(compile_options) + ") cannot be "
+                              "combined with a compiled plan; compile again instead")
+        plan = model
+    else:
+        plan = compile_plan(model, data, **compile_options)
+    problem = make_problem(plan, data)
+    chains = run_chains(problem, m=int(m), maxit=int(maxit), seed=seed, donors=int(donors),
+                        n_jobs=int(n_jobs), executor=executor, progress=progress)
+    return Imputations(plan=plan, data=data, chains=tuple(chains), maxit=int(maxit),
+                       coded=frozenset(t for t in plan.targets if t in problem.categories))

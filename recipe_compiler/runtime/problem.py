@@ -1,0 +1,102 @@
+"""The runtime's view of a plan and its data: arrays, masks and cluster codes.
+
+A :class:`Problem` is built once per :func:`recipe_compiler.impute` call and
+shared (read-only) by every chain; it is picklable, so chains can run in other
+processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, SamplerError
+from ..plan import Plan
+from ..schema import categorical, cluster_codes
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Arrays of the measured plan variables, ready for the Gibbs loop.
+
+    Attributes
+    ----------
+    plan : Plan
+    columns : dict of str -> ndarray
+        Measured plan variables as float arrays (categorical ones as codes
+        0..K-1); NaN where missing.
+    observed : dict of str -> ndarray of bool
+        Per target, where it is observed.
+    groups : ndarray of int
+        Cluster codes ``0 .. n_groups - 1`` (all zeros for single-level data).
+    n_groups : int
+    categories : dict of str -> tuple of str
+        Labels of the categorical columns, in code order.
+    methods : dict of str -> str
+        Method of each target.
+    predictors : dict of str -> tuple of (str, int)
+        Per target, its predictors other than the cluster, with their codes.
+    """
+
+    plan: Plan
+    columns: dict[str, np.ndarray]
+    observed: dict[str, np.ndarray]
+    groups: np.ndarray
+    n_groups: int
+    categories: dict[str, tuple[str, ...]]
+    methods: dict[str, str]
+    predictors: dict[str, tuple[tuple[str, int], ...]]
+
+    @property
+    def n(self) -> int:
+        """Number of rows."""
+        return len(self.groups)
+
+
+def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
+    """Check ``data`` against ``plan`` and convert the plan's columns to arrays.
+
+    Raises
+    ------
+    DataError
+        A plan column missing from the data, or a target with fewer than two
+        observed values.
+    """
+    measured = [v for v in plan.variables if v.role in ("target", "covariate")]
+    for v in measured:
+        if v.name not in data.columns:
+            raise DataError(f"the plan uses column '{v.name}', which is not in the data")
+    if plan.cluster is not None:
+        groups, n_groups = cluster_codes(data, plan.cluster)
+    else:
+        groups, n_groups = np.zeros(len(data), dtype=np.intp), 1
+    columns: dict[str, np.ndarray] = {}
+    categories: dict[str, tuple[str, ...]] = {}
+    dummy_parents = {d.parents[0] for d in plan.derived_defs if d.op == "dummy"}
+    polyreg = {t for t, m in plan.method_table if m.endswith("polyreg") or m.endswith("logreg")}
+    for v in measured:
+        x = data[v.name]
+        if (v.name in dummy_parents or v.name in polyreg or v.kind == "categorical"
+                or not pd.api.types.is_numeric_dtype(x)):
+            cat = categorical(x)
+            categories[v.name] = tuple(str(c) for c in cat.cat.categories)
+            codes = cat.cat.codes.to_numpy().astype(float)
+            codes[codes < 0] = np.nan
+            columns[v.name] = codes
+        else:
+            columns[v.name] = x.to_numpy(dtype=float, na_value=np.nan)
+    observed = {}
+    for t in plan.targets:
+        obs = ~np.isnan(columns[t])
+        if obs.sum() < 2:
+            raise SamplerError(f"target '{t}' has {int(obs.sum())} observed value(s); at least 2 "
+                               "are needed to impute it (drop it or supply more data)")
+        observed[t] = obs
+    methods = dict(plan.method_table)
+    predictors = {t: tuple((p, c) for p, c in plan.predictors(t) if c != -2)
+                  for t in plan.targets}
+    return Problem(plan=plan, columns=columns, observed=observed, groups=groups,
+                   n_groups=n_groups, categories=categories, methods=methods,
+                   predictors=predictors)

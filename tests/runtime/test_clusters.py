@@ -1,0 +1,39 @@
+"""Cluster aggregation helpers against pandas groupby."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recipe_compiler.runtime.clusters import (
+    cluster_means,
+    cluster_sums,
+    disaggregate,
+    group_sizes,
+)
+
+
+def _data(seed: int = 0, n: int = 200, n_groups: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, n_groups - 2, size=n)  # the last two clusters stay empty
+    return rng.normal(size=(n, 3)), groups
+
+
+def test_sizes_sums_and_means_match_pandas_and_empty_clusters_are_zero() -> None:
+    x, groups = _data()
+    frame = pd.DataFrame(x).groupby(groups)
+    sizes = group_sizes(groups, 12)
+    assert sizes.tolist() == np.bincount(groups, minlength=12).tolist()
+    np.testing.assert_allclose(cluster_sums(x, groups, 12)[:10], frame.sum().to_numpy())
+    means = cluster_means(x, groups, 12)
+    np.testing.assert_allclose(means[:10], frame.mean().to_numpy())
+    assert np.all(means[10:] == 0) and np.isfinite(means).all()
+    one = cluster_means(x[:, 0], groups, 12)
+    assert one.shape == (12,)
+    np.testing.assert_allclose(one, means[:, 0])
+
+
+def test_disaggregate_spreads_cluster_values_to_rows() -> None:
+    x, groups = _data(3)
+    means = cluster_means(x, groups, 12)
+    assert np.array_equal(disaggregate(means, groups), means[groups])

@@ -1,0 +1,144 @@
+"""``rc.impute`` and the ``Imputations`` it returns: data integrity and reproducibility."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recipe_compiler as rc
+
+FORMULA = "lpo ~ iqv*sex + cm(iqv)*den + (1 | sch)"
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    d = rc.datasets.load_brandsma()[["sch", "lpo", "iqv", "sex", "den", "ssi", "pup"]]
+    d = d.iloc[:1500].copy()
+    d.index = pd.Index([f"p{i}" for i in range(len(d))], name="pupil")  # a non-default index
+    return d
+
+
+@pytest.fixture(scope="module")
+def imp(data: pd.DataFrame) -> rc.Imputations:
+    return rc.impute(data, FORMULA, m=3, maxit=3, seed=7)
+
+
+def test_observed_cells_are_unchanged_bitwise_in_every_imputation(
+        data: pd.DataFrame, imp: rc.Imputations) -> None:
+    observed = data.notna().to_numpy()
+    for k in range(imp.m + 1):
+        done = imp.complete(k)
+        a, b = data.to_numpy(dtype=float), done.to_numpy(dtype=float)
+        assert np.array_equal(a[observed].view(np.int64), b[observed].view(np.int64))
+
+
+def test_targets_are_complete_and_non_targets_keep_their_missing_values(
+        data: pd.DataFrame, imp: rc.Imputations) -> None:
+    for k in range(1, imp.m + 1):
+        done = imp.complete(k)
+        assert not done[imp.plan.targets].isna().any().any()
+        pd.testing.assert_series_equal(done["ssi"], data["ssi"])  # not in the model
+
+
+def test_shape_index_column_order_and_dtypes_are_preserved(
+        data: pd.DataFrame, imp: rc.Imputations) -> None:
+    done = imp.complete(2)
+    assert done.index.equals(data.index) and list(done.columns) == list(data.columns)
+    assert (done.dtypes == data.dtypes).all()
+
+
+def test_pmm_imputes_only_observed_values(data: pd.DataFrame, imp: rc.Imputations) -> None:
+    done = imp.complete(1)
+    for t in imp.plan.targets:
+        miss = data[t].isna()
+        assert set(done.loc[miss, t]) <= set(data[t].dropna())
+
+
+def test_level2_imputations_are_constant_within_cluster(imp: rc.Imputations) -> None:
+    done = imp.complete(1)
+    assert (done.groupby("sch")["den"].nunique() == 1).all()
+
+
+def test_long_format_stacks_imputations_with_imp_and_id(data: pd.DataFrame,
+                                                        imp: rc.Imputations) -> None:
+    long = imp.complete("long", include=True)
+    assert list(long.columns[:2]) == [".imp", ".id"]
+    assert len(long) == (imp.m + 1) * len(data)
+    assert sorted(long[".imp"].unique()) == list(range(imp.m + 1))
+    assert list(long.loc[long[".imp"] == 0, ".id"]) == list(data.index)
+    assert len(imp.complete("long")) == imp.m * len(data)
+
+
+def test_same_seed_gives_identical_imputations(data: pd.DataFrame,
+                                               imp: rc.Imputations) -> None:
+    again = rc.impute(data, FORMULA, m=3, maxit=3, seed=7)
+    pd.testing.assert_frame_equal(imp.complete("long"), again.complete("long"))
+    other = rc.impute(data, FORMULA, m=3, maxit=3, seed=8)
+    assert not imp.complete("long").equals(other.complete("long"))
+
+
+def test_result_does_not_depend_on_n_jobs_or_executor(data: pd.DataFrame,
+                                                      imp: rc.Imputations) -> None:
+    two = rc.impute(data, FORMULA, m=3, maxit=3, seed=7, n_jobs=2)
+    pd.testing.assert_frame_equal(imp.complete("long"), two.complete("long"))
+    with ThreadPoolExecutor(2) as ex:
+        threads = rc.impute(data, FORMULA, m=3, maxit=3, seed=7, executor=ex)
+    pd.testing.assert_frame_equal(imp.complete("long"), threads.complete("long"))
+
+
+def test_chain_statistics_have_one_column_per_chain(imp: rc.Imputations) -> None:
+    mean = imp.chain_mean
+    assert mean.shape == (len(imp.plan.targets) * imp.maxit, imp.m)
+    assert list(mean.index.get_level_values("variable").unique()) == imp.plan.targets
+    assert (imp.chain_var.to_numpy() >= 0).all()
+
+
+def test_maxit_zero_returns_the_initial_fill(data: pd.DataFrame) -> None:
+    imp0 = rc.impute(data, FORMULA, m=2, maxit=0, seed=1)
+    assert not imp0.complete(1)[imp0.plan.targets].isna().any().any()
+
+
+def test_a_compiled_plan_can_be_imputed(data: pd.DataFrame) -> None:
+    plan = rc.compile(FORMULA, data)
+    a = rc.impute(data, plan, m=2, maxit=2, seed=3)
+    b = rc.impute(data, FORMULA, m=2, maxit=2, seed=3)
+    pd.testing.assert_frame_equal(a.complete("long"), b.complete("long"))
+
+
+def test_categorical_level2_target_is_imputed_with_its_labels(data: pd.DataFrame) -> None:
+    d = data.copy()
+    d["den"] = d["den"].map({1.0: "pub", 2.0: "cat", 3.0: "prot", 4.0: "other"}).astype(
+        "category")
+    imp = rc.impute(d, "lpo ~ iqv + C(den) + (1 | sch)", m=2, maxit=2, seed=1)
+    assert imp.plan.methods["den"] == "2lonly.polyreg"
+    done = imp.complete(1)
+    assert done["den"].dtype == d["den"].dtype and done["den"].notna().all()
+
+
+@pytest.mark.parametrize(("option", "value"), [("m", 0), ("maxit", -1), ("donors", 0),
+                                               ("n_jobs", 0), ("m", 2.5)])
+def test_bad_run_options_are_refused(data: pd.DataFrame, option: str, value: object) -> None:
+    with pytest.raises(rc.OptionError, match=f"{option}="):
+        rc.impute(data, FORMULA, **{option: value})  # type: ignore[arg-type]
+
+
+def test_compile_options_cannot_be_combined_with_a_plan(data: pd.DataFrame) -> None:
+    plan = rc.compile(FORMULA, data)
+    with pytest.raises(rc.OptionError, match="compile again"):
+        rc.impute(data, plan, centering="cluster")
+
+
+def test_complete_rejects_an_out_of_range_k(imp: rc.Imputations) -> None:
+    with pytest.raises(rc.RecipeError, match=r"1\.\.3"):
+        imp.complete(4)
+
+
+def test_analyze_pools_a_user_function(imp: rc.Imputations) -> None:
+    def mean_lpo(d: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+        return pd.Series({"mean": d["lpo"].mean()}), np.array([d["lpo"].var() / len(d)])
+
+    out = imp.analyze(mean_lpo)
+    assert list(out["term"]) == ["mean"] and out["std_error"].iloc[0] > 0

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import OptionError, one_of
+from ..graph import initial_order
 from ..plan import CODES, Derived, Plan
 
 __all__ = ["FLAVORS", "plan_to_r", "r_names"]
@@ -241,12 +242,19 @@ def _derived_method(d: Derived, names: dict[str, str], cluster: str, flavor: str
 
 
 def _visit(plan: Plan, extra: dict[str, Derived]) -> list[str]:
-    """The plan's visit sequence, with each added cluster mean after its parent."""
-    seq: list[str] = [n for n, d in extra.items() if d.parents[0] not in plan.visit]
+    """The plan's visit sequence, with each added cluster mean after its parent.
+
+    Derived variables of complete columns, which the plan's sequence never
+    visits, come first (parents first): mice computes a passive column only
+    when it visits it.
+    """
+    seq: list[str] = []
     for v in plan.visit:
         seq.append(v)
         seq.extend(n for n, d in extra.items() if d.parents[0] == v)
-    return seq
+    every = {**plan.derived, **extra}
+    order = initial_order({n: d.parents for n, d in every.items()}, list(every))
+    return [n for n in order if n not in seq] + seq
 
 
 # ------------------------------------------------------------------ rendering

@@ -135,10 +135,10 @@ def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarra
         eta = x_obs @ state.beta + random_part(rand.z_obs, state.u * rand.scale, rand.g_obs)
     omega_inv = pd_inverse(omega, log)
     kappa = y_obs - 0.5
-    prior = np.eye(design.xs.shape[1]) / COEF_PRIOR_SD**2
+    prior = np.diag(np.concatenate([[1.0], design.scale**2])) / COEF_PRIOR_SD**2
     for _ in range(max(n_inner, 1)):
         w = sample_pg1(eta, rng)
-        mom = moments(design.xs, rand, n_groups, kappa, weights=w)
+        mom = moments(design.xs, rand, n_groups, kappa / w, weights=w)
         effects = draw_effects(replace(mom, xtx=mom.xtx + prior), omega_inv, rng, log)
         omega, omega_inv = draw_omega(effects.u, rng, log)
         eta = design.xs @ effects.coef + random_part(rand.z_obs, effects.u, rand.g_obs)

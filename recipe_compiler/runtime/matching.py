@@ -5,9 +5,11 @@ nearest are found, and one of them is drawn uniformly, as in mice (van Buuren
 2018, sec. 3.4). In sorted order the ``k`` nearest donors of a target form a
 contiguous block that starts at most ``k`` places before the target's
 insertion point; its start is found by ``k`` vectorised comparisons, so there
-is no Python loop over rows. When donor predictions are tied, the donors are
-shuffled before a stable sort, so tied donors are chosen at random rather than
-in data order (as mice does).
+is no Python loop over rows. The donors are shuffled before sorting, so tied
+donors are chosen at random rather than in data order, as mice does (a sort
+never tells tied values apart, so after a uniform shuffle their order is
+uniform whether or not the sort is stable; the default introsort is about
+twice as fast as the stable one on fresh data).
 """
 
 from __future__ import annotations
@@ -37,11 +39,9 @@ def match_donors(yhat_donors: np.ndarray, yhat_targets: np.ndarray, donors: int,
     """
     n1 = yhat_donors.shape[0]
     k = int(min(max(donors, 1), n1))
-    order = np.argsort(yhat_donors, kind="stable")
+    shuffle = rng.permutation(n1)
+    order = shuffle[np.argsort(yhat_donors[shuffle])]
     ranked = yhat_donors[order]
-    if np.any(ranked[1:] == ranked[:-1]):
-        shuffle = rng.permutation(n1)
-        order = shuffle[np.argsort(yhat_donors[shuffle], kind="stable")]
     start = np.searchsorted(ranked, yhat_targets) - k
     # Block [s, s + k) beats [s + 1, s + k + 1) unless s < 0 or the left end is
     # farther than the next one on the right; the comparison is monotone in s.

@@ -7,9 +7,9 @@ This module also holds the pieces shared with the two-level samplers:
 
 * :class:`Recovery` collects what a sampler did to keep going (dropped
   columns, jitter, ...) and emits it as one :class:`SamplerWarning` per call;
-* :func:`fixed_design` standardises the fixed-effects design of the observed
-  rows and drops constant and aliased columns (pivoted Cholesky of the
-  correlation matrix), so every later solve is well conditioned;
+* :func:`fixed_design` centres the fixed-effects design of the observed rows
+  and drops constant and aliased columns (pivoted Cholesky of the correlation
+  matrix), so every later solve is well conditioned;
 * :func:`draw_coefficients` draws ``N(A^-1 b, s^2 A^-1)`` from a Cholesky
   factor: the Bayesian regression step of norm, pmm and the Gibbs samplers.
 """
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_solve, lapack, solve_triangular
-from scipy.special import logsumexp
 
 from ..errors import SamplerError, SamplerWarning
 from .matching import match_donors
@@ -63,16 +62,19 @@ class Recovery:
 
 @dataclass(frozen=True, eq=False)
 class FixedDesign:
-    """Standardised fixed-effects design of the observed rows.
+    """Centred fixed-effects design of the observed rows, constant and aliased columns removed.
 
     The model ``X beta`` is reparametrised as ``coef[0] + sum_j coef[j] *
-    (X[:, keep[j-1]] - center[j-1]) / scale[j-1]``; constant and aliased columns
-    of ``X`` (other than the intercept) get coefficient zero, as mice does.
+    (X[:, keep[j-1]] - center[j-1])``; constant and aliased columns of ``X``
+    (other than the intercept) get coefficient zero, as mice does. Centring
+    makes the intercept orthogonal to the other columns; scaling is left to
+    the Cholesky factorisations, whose accuracy does not depend on the column
+    scales (van der Sluis), and to the priors that need it (``scale``).
 
     Attributes
     ----------
     xs : ndarray, shape (n_obs, k + 1)
-        A column of ones, then the centred and scaled kept columns.
+        A column of ones, then the centred kept columns.
     gram : ndarray, shape (k + 1, k + 1)
         ``xs' xs``.
     keep : ndarray of int, shape (k,)
@@ -97,18 +99,17 @@ class FixedDesign:
     n_columns: int
 
     def rows(self, x: np.ndarray) -> np.ndarray:
-        """The standardised design (with leading ones) of other rows ``x`` of X."""
+        """The centred design (with leading ones) of other rows ``x`` of X."""
         out = np.empty((x.shape[0], len(self.keep) + 1))
         out[:, 0] = 1.0
-        out[:, 1:] = (x[:, self.keep] - self.center) / self.scale
+        np.subtract(x[:, self.keep], self.center, out=out[:, 1:])
         return out
 
     def beta(self, coef: np.ndarray) -> np.ndarray:
         """Coefficients ``(p,)`` on the columns of X equivalent to ``coef``."""
         beta = np.zeros(self.n_columns)
-        slopes = coef[1:] / self.scale
-        beta[self.keep] = slopes
-        beta[self.intercept] = (coef[0] - slopes @ self.center) / self.intercept_value
+        beta[self.keep] = coef[1:]
+        beta[self.intercept] = (coef[0] - coef[1:] @ self.center) / self.intercept_value
         return beta
 
 
@@ -141,7 +142,7 @@ def check_finite(values: np.ndarray, name: str, what: str) -> np.ndarray:
 
 
 def fixed_design(x_obs: np.ndarray, log: Recovery) -> FixedDesign:
-    """Standardise the observed rows of X and drop constant and aliased columns.
+    """Centre the observed rows of X and drop constant and aliased columns.
 
     At most ``n_obs - 1`` coefficients are kept (the most linearly independent
     ones first), so a residual degree of freedom always remains.
@@ -190,18 +191,16 @@ def fixed_design(x_obs: np.ndarray, log: Recovery) -> FixedDesign:
         order = order[: n - 2]
     order = np.sort(order)
     keep = candidates[order]
-    scale = scale[order]
     if intercept == 0 and np.array_equal(keep, np.arange(1, p)):
-        xs = xc  # the usual layout: standardise in place, no column gather
-        xs[:, 1:] *= 1 / scale
+        xs = xc  # the usual layout: no column gather
     else:
         xs = np.empty((n, len(keep) + 1))
-        xs[:, 1:] = xc[:, keep] / scale
+        xs[:, 1:] = xc[:, keep]
     xs[:, 0] = 1.0
     gram = np.zeros((len(keep) + 1, len(keep) + 1))
     gram[0, 0] = n
-    gram[1:, 1:] = corr[order][:, order] * n
-    return FixedDesign(xs=xs, gram=gram, keep=keep, center=center[keep], scale=scale,
+    gram[1:, 1:] = cross[keep][:, keep]
+    return FixedDesign(xs=xs, gram=gram, keep=keep, center=center[keep], scale=scale[order],
                        intercept=intercept, intercept_value=float(center[intercept]),
                        n_columns=p)
 
@@ -408,10 +407,9 @@ def _draw_categorical(y: np.ndarray, observed: np.ndarray, X: np.ndarray,
         return np.full(n_mis, levels[0], dtype=y.dtype)
     design = fixed_design(np.compress(observed, X, axis=0), log)
     theta = _draw_multinomial(design, codes, len(levels), rng, log)
-    eta = design.rows(np.compress(~observed, X, axis=0)) @ theta
-    eta = check_finite(np.hstack([np.zeros((n_mis, 1)), eta]), name,
+    eta = check_finite(design.rows(np.compress(~observed, X, axis=0)) @ theta, name,
                        "predictions of the missing rows")
-    cumulative = np.cumsum(np.exp(eta - logsumexp(eta, axis=1, keepdims=True)), axis=1)
+    cumulative = np.cumsum(_probabilities(eta)[1], axis=1)
     drawn = (cumulative < rng.random(n_mis)[:, None]).sum(axis=1)
     log.warn()
     return levels[np.minimum(drawn, len(levels) - 1)].astype(y.dtype)
@@ -424,7 +422,7 @@ def fit_multinomial(x: np.ndarray, codes: np.ndarray, n_levels: int, weights: np
     Parameters
     ----------
     x : ndarray, shape (n, d)
-        Design (standardised, with an intercept column).
+        Design (centred, with an intercept column).
     codes : ndarray of int, shape (n,)
         Categories ``0 .. n_levels-1``; category 0 is the baseline.
     n_levels : int
@@ -471,9 +469,20 @@ def _multinomial_loglik(x: np.ndarray, onehot: np.ndarray, weights: np.ndarray,
                         theta: np.ndarray) -> tuple[float, np.ndarray]:
     """Weighted log-likelihood and non-baseline probabilities ``(n, m)``."""
     eta = x @ theta
-    lse = logsumexp(np.hstack([np.zeros((len(eta), 1)), eta]), axis=1)
-    loglik = float(weights @ (np.sum(onehot * eta, axis=1) - lse))
-    return loglik, np.exp(eta - lse[:, None])
+    normaliser, prob = _probabilities(eta)
+    loglik = float(weights @ (np.sum(onehot * eta, axis=1) - normaliser))
+    return loglik, prob[:, 1:]
+
+
+def _probabilities(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log normaliser ``(n,)`` and probabilities ``(n, m + 1)`` (baseline first).
+
+    ``eta`` holds the ``m`` non-baseline linear predictors; the baseline's is 0.
+    """
+    top = np.maximum(eta.max(axis=1), 0.0)[:, None]
+    weights = np.exp(np.hstack([-top, eta - top]))
+    total = weights.sum(axis=1)
+    return top[:, 0] + np.log(total), weights / total[:, None]
 
 
 def _multinomial_information(x: np.ndarray, weights: np.ndarray,
@@ -505,7 +514,7 @@ def _augmentation(design: FixedDesign, n_levels: int) -> tuple[np.ndarray, np.nd
     rows = np.zeros((2 * k * n_levels, k + 1))
     rows[:, 0] = 1.0
     column = np.repeat(np.arange(k), 2 * n_levels)
-    offset = np.tile([0.5, -0.5], k * n_levels)
+    offset = np.tile([0.5, -0.5], k * n_levels) * design.scale[column]
     rows[np.arange(len(rows)), column + 1] = np.clip(offset, low[column], high[column])
     codes = np.tile(np.repeat(np.arange(n_levels), 2), k)
     weights = np.full(len(rows), (k + 1) / len(rows))

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SamplerError
-from .clusters import cluster_means, cluster_sums, group_sizes
+from .clusters import cluster_crossprod, cluster_means, group_sizes
 from .matching import match_donors
 from .single import (
     FixedDesign,
@@ -154,7 +154,7 @@ class Moments:
                        ztx=self.ztx * factor, ztr=self.ztr * factor)
 
 
-def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, weighted_response: np.ndarray,
+def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, response: np.ndarray,
             weights: np.ndarray | None = None, xtx: np.ndarray | None = None) -> Moments:
     """The :class:`Moments` of the observed rows.
 
@@ -164,23 +164,21 @@ def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, weighted_response
         Fixed design of the observed rows.
     rand : RandomDesign
     n_groups : int
-    weighted_response : ndarray, shape (n_obs,)
-        ``W r``.
+    response : ndarray, shape (n_obs,)
+        The (working) response ``r``.
     weights : ndarray, shape (n_obs,), optional
-        Diagonal of ``W``; unit weights when omitted.
+        Diagonal of ``W``, positive; unit weights when omitted.
     xtx : ndarray, shape (d, d), optional
         ``X'WX`` when the caller has it already.
     """
     z = rand.z_obs
-    (n, q), d = z.shape, xs.shape[1]
-    zw, xw = (z, xs) if weights is None else (z * weights[:, None], xs * weights[:, None])
-    products = np.empty((n, q, q + d + 1))
-    np.multiply(zw[:, :, None], z[:, None, :], out=products[:, :, :q])
-    np.multiply(z[:, :, None], xw[:, None, :], out=products[:, :, q:-1])
-    np.multiply(z, weighted_response[:, None], out=products[:, :, -1])
-    blocks = cluster_sums(products.reshape(n, -1), rand.g_obs, n_groups).reshape(n_groups, q, -1)
-    return Moments(xtx=xw.T @ xs if xtx is None else xtx, xtr=xs.T @ weighted_response,
-                   ztz=blocks[:, :, :q], ztx=blocks[:, :, q:-1], ztr=blocks[:, :, -1])
+    q = z.shape[1]
+    zw, wr = (z, response) if weights is None else (z * weights[:, None], weights * response)
+    blocks = cluster_crossprod(zw, np.hstack([z, xs, response[:, None]]), rand.g_obs, n_groups)
+    if xtx is None:
+        xtx = (xs * (1.0 if weights is None else weights[:, None])).T @ xs
+    return Moments(xtx=xtx, xtr=xs.T @ wr, ztz=blocks[:, :, :q], ztx=blocks[:, :, q:-1],
+                   ztr=blocks[:, :, -1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +188,8 @@ class Effects:
     Attributes
     ----------
     coef, u : ndarray
-        The draw (standardised design coefficients; random effects (G, q)).
+        The draw: coefficients of the centred :class:`FixedDesign` (standardised y)
+        and random effects (G, q).
     coef_mean : ndarray
         Mean of the marginal posterior of ``beta`` given Omega and the weights.
     """

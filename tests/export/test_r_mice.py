@@ -148,6 +148,15 @@ def test_mice_flavor_uses_2l_norm_when_the_row_has_only_code_2() -> None:
     assert "visit" not in script.split("library(mice)")[1]
 
 
+def test_derived_variables_of_complete_columns_are_visited_first(brandsma: pd.DataFrame
+                                                                 ) -> None:
+    plan = rc.compile("lpo ~ iqv + C(min)*pup + (1 | sch)", brandsma)
+    assert set(plan.derived) == {"C(min)[T.1]", "C(min)[T.1]:pup"}
+    assert not set(plan.derived) & set(plan.visit)
+    script = plan.to_r(flavor="mice")
+    assert 'visit <- c("min_1", "min_1.pup", "lpo", "iqv")' in script
+
+
 def test_methods_without_a_direct_counterpart(brandsma: pd.DataFrame) -> None:
     plan = rc.compile("lpo ~ iqv + C(den) + (1 | sch)", brandsma,
                       methods={"iqv": "2l.norm"})

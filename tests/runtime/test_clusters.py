@@ -1,4 +1,4 @@
-"""Cluster aggregation helpers against pandas groupby."""
+"""Cluster aggregation helpers against pandas groupby and explicit loops."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recipe_compiler.runtime.clusters import (
+    cluster_crossprod,
     cluster_means,
     cluster_sums,
     disaggregate,
@@ -31,6 +32,18 @@ def test_sizes_sums_and_means_match_pandas_and_empty_clusters_are_zero() -> None
     one = cluster_means(x[:, 0], groups, 12)
     assert one.shape == (12,)
     np.testing.assert_allclose(one, means[:, 0])
+
+
+def test_crossprod_matches_a_per_cluster_loop() -> None:
+    x, groups = _data(1)
+    weights = np.random.default_rng(2).random(len(groups))
+    b = np.column_stack([x, weights])
+    got = cluster_crossprod(x * weights[:, None], b, groups, 12)
+    assert got.shape == (12, 3, 4)
+    for c in range(12):
+        rows = groups == c
+        expected = (x[rows] * weights[rows, None]).T @ b[rows]
+        np.testing.assert_allclose(got[c], expected, atol=1e-12)
 
 
 def test_disaggregate_spreads_cluster_values_to_rows() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .errors import DataError, OptionError, one_of, suggest
+from .errors import DataError, FormulaError, OptionError, one_of, suggest
 from .formula import check_columns, parse_formula
 from .graph import visit_sequence
 from .options import (
@@ -50,6 +50,9 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
         FormulaError, DataError or OptionError, naming what is wrong.
     """
     opts = make_options(**options)
+    if not isinstance(model, (str, ModelSpec)):
+        raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
+                           f"ModelSpec, got {type(model).__name__}")
     spec = parse_formula(model) if isinstance(model, str) else model
     if spec.random is None and opts.centering == "cluster":
         raise OptionError("centering='cluster' needs clusters, but the formula has no random "
@@ -66,10 +69,15 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
     cats = {f.column for t in spec.terms for f in t.factors if f.kind == "cat"}
     columns = [c for c in (*spec.columns, *opts.auxiliary) if c != spec.cluster]
     schema = infer_schema(data, columns, spec.cluster, categorical=cats)
+    for info in schema.columns:
+        if info.n_missing and info.n_observed < 2:
+            raise DataError(f"column '{info.name}' has {info.n_missing} missing values and only "
+                            f"{info.n_observed} observed value; at least 2 observed values are "
+                            "needed to impute it (drop it from the model or supply more data)")
     ctx = Context(spec, schema, opts)
     check_model(ctx)
     rows = _rows(ctx)
-    methods = _methods(ctx)
+    methods = _methods(ctx, data)
     return _assemble(ctx, rows, methods)
 
 
@@ -96,7 +104,7 @@ def _single_level(e: Entry) -> Entry:
     return e
 
 
-def _methods(ctx: Context) -> dict[str, str]:
+def _methods(ctx: Context, data: pd.DataFrame) -> dict[str, str]:
     overrides = ctx.options.method_overrides
     for column in overrides:
         if column not in ctx.targets:
@@ -117,10 +125,16 @@ def _methods(ctx: Context) -> dict[str, str]:
             valid = LEVEL1_METHODS
             default = "2l.bin" if t in ctx.categorical and info.kind == "binary" else "2l.pmm"
             if t in ctx.categorical and info.kind != "binary" and t not in overrides:
+                written = any(f.kind == "cat" and f.column == t
+                              for term in ctx.spec.terms for f in term.factors)
+                fix = (f"write '{t}' instead of 'C({t})' to impute it as a number with 2l.pmm"
+                       if written else
+                       f"it is categorical because of its dtype ({data[t].dtype}); convert it "
+                       f"to numbers (e.g. pd.to_numeric) to impute it with 2l.pmm, or pass "
+                       f"methods={{'{t}': '2l.pmm'}} to impute its category codes")
                 raise OptionError(
                     f"'{t}' is a categorical level-1 target with {len(info.categories)} "
-                    "categories; there is no two-level method for it yet: write "
-                    f"'{t}' instead of 'C({t})' to impute it as a number with 2l.pmm")
+                    f"categories; there is no two-level method for it yet: {fix}")
         method = overrides.get(t, default)
         if method not in valid:
             raise one_of(f"methods[{t!r}] (a level-{info.level} target)", method, valid)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,7 @@ class _Cut:
                     tuple(o for o, k in zip(self.origin, keep, strict=True) if k))
 
 
+@lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ModelSpec:
     """Parse an lme4-style two-level formula.
 
@@ -332,17 +334,17 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame) -> Design:
                            spec.formula, (len(spec.formula), len(spec.formula) + 1))
     check_columns(spec, data)
     cluster = spec.random.cluster
-    frame = _design_frame(spec, data)
     used = [c for c in spec.columns if c != cluster] + [cluster]
     complete = data[used].notna().all(axis=1).to_numpy()
-    sub = frame.loc[complete]
-    if len(sub) == 0:
+    if not complete.any():
         raise DataError(f"no row is complete for the model variables {', '.join(used)}")
-    X, x_names = _matrix(spec.terms, spec.intercept, sub)
-    Z, z_names = _matrix(spec.random.slopes, spec.random.intercept, sub)
-    codes, labels = pd.factorize(data.loc[complete, cluster], sort=True)
+    sub = _design_columns(spec, data, complete)
+    n = int(complete.sum())
+    X, x_names = _matrix(spec.terms, spec.intercept, sub, n)
+    Z, z_names = _matrix(spec.random.slopes, spec.random.intercept, sub, n)
+    codes, labels = pd.factorize(data[cluster].to_numpy()[complete], sort=True)
     return Design(
-        y=np.asarray(data.loc[complete, spec.outcome], dtype=float),
+        y=data[spec.outcome].to_numpy(dtype=float, na_value=np.nan)[complete],
         X=X, x_names=x_names, Z=Z, z_names=z_names,
         groups=np.asarray(codes, dtype=np.intp), group_labels=np.asarray(labels),
         outcome=spec.outcome, cluster=cluster, rows=data.index[complete],
@@ -362,11 +364,18 @@ def check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
                             f"{suggest(col, map(str, data.columns))}{where}")
 
 
-def _design_frame(spec: ModelSpec, data: pd.DataFrame) -> pd.DataFrame:
-    """Columns named as the factors (``cm(iqv)``, ``C(den)`` as categorical, ...)."""
+Columns = dict[str, "np.ndarray | pd.Categorical"]
+
+
+def _design_columns(spec: ModelSpec, data: pd.DataFrame, rows: np.ndarray) -> Columns:
+    """The factors' values on ``rows``, named as the factors (``cm(iqv)``, ``C(den)``).
+
+    Cluster means use every observed value of the cluster, not only ``rows``.
+    Categorical factors are pandas Categoricals with the levels of the whole column.
+    """
     assert spec.cluster is not None
-    g = data[spec.cluster]
-    out: dict[str, pd.Series] = {}
+    codes, n_groups = _codes(data[spec.cluster])
+    out: Columns = {}
     slopes = spec.random.slopes if spec.random else ()
     for t in (*spec.terms, *slopes):
         for f in t.factors:
@@ -375,23 +384,79 @@ def _design_frame(spec: ModelSpec, data: pd.DataFrame) -> pd.DataFrame:
             if f.kind == "expr":
                 env = {c: data[c].to_numpy(dtype=float) for c in f.columns}
                 value = eval(compile(f.column, "<I()>", "eval"), {"np": np}, env)
-                out[f.name] = pd.Series(np.broadcast_to(value, len(data)), index=data.index)
+                out[f.name] = np.broadcast_to(np.asarray(value, dtype=float), len(data))[rows]
                 continue
-            x = data[f.column]
             if f.kind == "cat":
-                out[f.name] = categorical(x)
+                out[f.name] = pd.Categorical(categorical(data[f.column]).array)[rows]
                 continue
-            x = x.astype(float)
-            mean = x.groupby(g).transform("mean")
-            out[f.name] = {"var": x, "cm": mean, "cwc": x - mean}[f.kind]
-    return pd.DataFrame(out, index=data.index)
+            x = data[f.column].to_numpy(dtype=float, na_value=np.nan)
+            if f.kind == "var":
+                out[f.name] = x[rows]
+                continue
+            seen = ~np.isnan(x)
+            sums = np.bincount(codes[seen], weights=x[seen], minlength=n_groups)
+            counts = np.bincount(codes[seen], minlength=n_groups)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = (sums / counts)[codes]
+            out[f.name] = (mean if f.kind == "cm" else x - mean)[rows]
+    return out
 
 
-def _matrix(terms: tuple[Term, ...], intercept: bool,
-            frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+def _codes(x: pd.Series) -> tuple[np.ndarray, int]:
+    codes, labels = pd.factorize(x, sort=True)
+    return np.asarray(codes, dtype=np.intp), len(labels)
+
+
+def _matrix(terms: tuple[Term, ...], intercept: bool, frame: Columns,
+            n: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Model matrix of ``terms``: numpy products, treatment contrasts for categoricals.
+
+    A categorical factor is coded by treatment contrasts (``C(x)[T.level]``)
+    when the term without it is also in the model (or is the intercept), else by
+    one indicator per level (``C(x)[level]``), as R and formulaic do. Terms with
+    more than one categorical factor are left to formulaic.
+    """
+    if any(sum(f.kind == "cat" for f in t.factors) > 1 for t in terms):
+        return _formulaic_matrix(terms, intercept, frame)
+    present = {t.key for t in terms}
+    columns: list[np.ndarray] = [np.ones(n)] if intercept else []
+    names: list[str] = ["(Intercept)"] if intercept else []
+    for t in terms:
+        block, labels = np.ones((n, 1)), [""]
+        for f in t.factors:
+            if f.kind == "cat":
+                margin = t.key - {f}
+                reduced = (not margin and intercept) or (margin and margin in present)
+                values = frame[f.name]
+                assert isinstance(values, pd.Categorical)
+                cols, flabels = _dummies(values, f.name, bool(reduced))
+            else:
+                cols, flabels = np.asarray(frame[f.name], dtype=float)[:, None], [f.name]
+            block = (block[:, :, None] * cols[:, None, :]).reshape(n, -1)
+            labels = [f"{a}:{b}" if a else b for a in labels for b in flabels]
+        columns.extend(block.T)
+        names.extend(labels)
+    X = np.column_stack(columns) if columns else np.empty((n, 0))
+    return X, tuple(names)
+
+
+def _dummies(x: pd.Categorical, name: str, reduced: bool) -> tuple[np.ndarray, list[str]]:
+    levels = list(x.categories)
+    codes = np.asarray(x.codes)
+    keep = levels[1:] if reduced else levels
+    first = 1 if reduced else 0
+    cols = (codes[:, None] == np.arange(first, len(levels))[None, :]).astype(float)
+    cols[codes < 0] = np.nan
+    prefix = "T." if reduced else ""
+    return cols, [f"{name}[{prefix}{lv}]" for lv in keep]
+
+
+def _formulaic_matrix(terms: tuple[Term, ...], intercept: bool,
+                      frame: Columns) -> tuple[np.ndarray, tuple[str, ...]]:
     parts = ["1" if intercept else "0"]
     parts += [":".join(f"`{f.name}`" for f in t.factors) for t in terms]
-    mm = model_matrix(" + ".join(parts), frame, output="pandas", na_action="ignore")
+    mm = model_matrix(" + ".join(parts), pd.DataFrame(frame), output="pandas",
+                      na_action="ignore")
     names = tuple("(Intercept)" if c == "Intercept" else c.replace("`", "")
                   for c in mm.columns)
     return np.asarray(mm, dtype=float), names

@@ -397,24 +397,26 @@ def _lambda(theta: np.ndarray, cp: _CrossProducts) -> np.ndarray:
     return lam
 
 
-def _cholesky_blocks(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a stack ``(G, q, q)`` of small positive-definite matrices."""
-    rest = a.copy()
-    low = np.zeros_like(a)
-    for j in range(a.shape[-1]):
-        col = rest[:, j:, j] / np.sqrt(rest[:, j, j, None])
-        low[:, j:, j] = col
-        rest[:, j + 1:, j + 1:] -= col[:, 1:, None] * col[:, None, 1:]
-    return low
+def _factor_blocks(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factors of a stack of small positive-definite ``a_c`` and ``L_c^-1 b_c``.
 
+    One right-looking elimination of the rows of ``[a_c | b_c]``: row ``j`` is
+    divided by the square root of its pivot, then its outer product is taken
+    off the rows below.
 
-def _forward_blocks(low: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``low_c x_c = b_c`` for a stack of lower-triangular ``(G, q, q)`` factors."""
-    x = b.copy()
-    for i in range(low.shape[-1]):
-        x[:, i] /= low[:, i, i, None]
-        x[:, i + 1:] -= low[:, i + 1:, i, None] * x[:, None, i]
-    return x
+    Returns
+    -------
+    upper : ndarray, shape (G, q, q)
+        ``U_c = L_c'`` with ``a_c = L_c L_c'`` (upper triangles only).
+    solved : ndarray, shape (G, q, k)
+        ``L_c^-1 b_c``.
+    """
+    q = a.shape[-1]
+    aug = np.concatenate([a, b], axis=2)
+    for j in range(q):
+        aug[:, j, j:] /= np.sqrt(aug[:, j, j, None])
+        aug[:, j + 1:, j + 1:] -= aug[:, j, j + 1:q, None] * aug[:, j, None, j + 1:]
+    return np.triu(aug[:, :, :q]), aug[:, :, q:]
 
 
 @dataclass(frozen=True, eq=False)
@@ -427,7 +429,7 @@ class _Profile:
     beta: np.ndarray
     pwrss: float
     schur: np.ndarray  # (p + 1, p + 1): [X y]' V^-1 [X y]
-    low: np.ndarray  # (G, q, q): Cholesky factors L_c of A_c
+    upper: np.ndarray  # (G, q, q): U_c = L_c', A_c = L_c L_c'; the Cholesky factors
     r_e: np.ndarray  # (G, q): L_c^-1 Lambda' Z_c'(y_c - X_c beta)
 
 
@@ -451,8 +453,7 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
     lt_t = np.matmul(lam.T, cp.zt_t)
     a = np.matmul(lt_t[:, :, :q], lam)
     a.reshape(-1, q * q)[:, :: q + 1] += 1.0
-    low = _cholesky_blocks(a)
-    r = _forward_blocks(low, lt_t)
+    upper, r = _factor_blocks(a, lt_t)
     flat = r.reshape(-1, q + p + 1)
     rr = flat.T @ flat
     schur = cp.wtw - rr[q:, q:]
@@ -461,11 +462,12 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
     beta = np.linalg.solve(schur[:p, :p], schur[:p, p])
     resid = np.concatenate([np.zeros(q), -beta, [1.0]])  # [Z X y] resid = y - X beta
     r_z = r[:, :, :q]
-    r_e = r @ resid
-    w = cp.zt_t @ resid - (r_z * r_e[:, :, None]).sum(axis=1)
+    r_e = (flat @ resid).reshape(-1, q)
+    zt_e = (cp.zt_t.reshape(-1, q + p + 1) @ resid).reshape(-1, q)
+    w = zt_e - np.einsum("gki,gk->gi", r_z, r_e)
     n_eff = cp.nobs - p if reml else cp.nobs
     m = cp.ztz_sum - rr[:q, :q] - (n_eff / r2) * (w.T @ w)
-    logdet_a = 2.0 * np.log(np.diagonal(low, axis1=1, axis2=2)).sum()
+    logdet_a = 2.0 * np.log(upper.reshape(-1, q * q)[:, :: q + 1]).sum()
     deviance = logdet_a + n_eff * (1.0 + np.log(2.0 * np.pi * r2 / n_eff))
     if reml:
         qx = cp.zt_t[:, :, q:q + p] - np.matmul(r_z.transpose(0, 2, 1), r[:, :, q:q + p])
@@ -473,7 +475,7 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
         m -= (qx @ np.linalg.inv(schur[:p, :p])).transpose(1, 0, 2).reshape(q, -1) @ qx_flat.T
         deviance += 2.0 * np.log(np.diagonal(schur_low)[:p]).sum()
     return _Profile(deviance=float(deviance), gradient=(2.0 * m @ lam)[cp.tri], m=m, beta=beta,
-                    pwrss=r2, schur=schur, low=low, r_e=r_e)
+                    pwrss=r2, schur=schur, upper=upper, r_e=r_e)
 
 
 def _objective(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> tuple[float, np.ndarray]:
@@ -563,7 +565,7 @@ def _result(design: Design, cp: _CrossProducts, theta_scaled: np.ndarray, reml: 
     cov_re = sigma2 * lam @ lam.T
     vcov = sigma2 * np.linalg.inv(prof.schur[:p, :p])
     # conditional modes b_c = Lambda L_c^-T L_c^-1 Lambda' Z_c'(y_c - X_c beta)
-    u = np.linalg.solve(prof.low.transpose(0, 2, 1), prof.r_e[:, :, None])[:, :, 0]
+    u = np.linalg.solve(prof.upper, prof.r_e[:, :, None])[:, :, 0]
     xn, zn = pd.Index(design.x_names), pd.Index(design.z_names)
     return LMMResult(
         fixef=pd.Series(prof.beta, index=xn, name="estimate"),

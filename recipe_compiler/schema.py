@@ -81,6 +81,10 @@ def check_frame(data: object) -> pd.DataFrame:
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if data.shape[0] == 0:
         raise DataError("the data frame has no rows")
+    if isinstance(data.columns, pd.MultiIndex):
+        raise DataError("the data frame has hierarchical (MultiIndex) column names; flatten "
+                        "them to single names first, e.g. data.columns = ['_'.join(map(str, c)) "
+                        "for c in data.columns]")
     dup = data.columns[data.columns.duplicated()].unique()
     if len(dup):
         raise DataError("duplicate column names: " + ", ".join(repr(str(d)) for d in dup)
@@ -148,6 +152,11 @@ def _column_info(data: pd.DataFrame, name: str, codes: np.ndarray, two_level: bo
         raise DataError(f"column '{name}' is entirely missing; nothing can be imputed from it "
                         "(drop it from the formula)")
     is_cat = declared or isinstance(x.dtype, pd.CategoricalDtype) or x.dtype == bool
+    if not is_cat and (pd.api.types.is_datetime64_any_dtype(x) or pd.api.types.is_complex_dtype(x)
+                       or pd.api.types.is_timedelta64_dtype(x)):
+        raise DataError(f"column '{name}' has dtype {x.dtype}, which an imputation model cannot "
+                        "use as a number; convert it to real numbers first (e.g. days since a "
+                        f"reference date), or write C({name}) to use it as categorical")
     if not is_cat and not pd.api.types.is_numeric_dtype(x):
         converted = pd.to_numeric(x, errors="coerce")
         bad = x[converted.isna() & x.notna()]

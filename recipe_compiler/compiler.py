@@ -74,6 +74,13 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
             raise DataError(f"column '{info.name}' has {info.n_missing} missing values and only "
                             f"{info.n_observed} observed value; at least 2 observed values are "
                             "needed to impute it (drop it from the model or supply more data)")
+        if info.n_missing and info.level == 2 and spec.cluster is not None:
+            seen = data.loc[data[info.name].notna(), spec.cluster].nunique()
+            if seen < 2:
+                raise DataError(f"column '{info.name}' is a level-2 variable observed in only "
+                                f"{seen} cluster of '{spec.cluster}'; at least 2 clusters with "
+                                "an observed value are needed to impute it (drop it from the "
+                                "model or supply more data)")
     ctx = Context(spec, schema, opts)
     check_model(ctx)
     rows = _rows(ctx)

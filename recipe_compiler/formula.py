@@ -9,6 +9,7 @@ fixed part is handed to formulaic.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -300,8 +301,16 @@ def _expr_columns(expr: str, formula: str, span: tuple[int, int]) -> tuple[str, 
         raise FormulaError(f"I({expr}) is not a valid expression", formula, span) from None
     called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
               and isinstance(n.func, ast.Name)}
+    unknown = sorted(c for c in called if not hasattr(builtins, c))
+    if unknown:
+        raise FormulaError(f"unknown function '{unknown[0]}' in I({expr}); I() evaluates a "
+                           "Python expression with numpy as np: write e.g. "
+                           f"np.{unknown[0]}(...) for a numpy function", formula, span)
+    modules = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+               and isinstance(n.value, ast.Name) and n.value.id == "np"}
     names = [n.id for n in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name)),
-                                  key=lambda n: n.col_offset) if n.id not in called]
+                                  key=lambda n: n.col_offset)
+             if n.id not in called and n.id not in modules]
     if not names:
         raise FormulaError(f"I({expr}) uses no column", formula, span)
     return tuple(dict.fromkeys(names))

@@ -171,11 +171,14 @@ def _fill(column: pd.Series, values: np.ndarray, coded: bool) -> pd.Series:
     miss = np.flatnonzero(column.isna().to_numpy())
     out = column.copy()
     if not coded:
-        out.iloc[miss] = values
+        bool_like = pd.api.types.is_bool_dtype(column.dtype)
+        out.iloc[miss] = values.astype(bool) if bool_like else values  # 0/1 of a 0/1 method
         return out
     labels = categorical(column).cat.categories[values.astype(np.intp)]
-    if pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype,
-                                                                pd.CategoricalDtype):
+    if pd.api.types.is_bool_dtype(column.dtype):  # bool or nullable boolean
+        out.iloc[miss] = labels.to_numpy(dtype=bool)
+    elif pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype,
+                                                                  pd.CategoricalDtype):
         out.iloc[miss] = labels.to_numpy(dtype=float)
     else:
         out.iloc[miss] = labels

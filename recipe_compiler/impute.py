@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .compiler import compile_plan
-from .errors import OptionError
+from .errors import FormulaError, OptionError
 from .imputations import Imputations
 from .plan import Plan
 from .runtime.chains import run_chains
@@ -54,7 +54,19 @@ def impute(data: pd.DataFrame, model: str | ModelSpec | Plan, *, m: int = 5, max
                              ("n_jobs", n_jobs, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise OptionError(f"{name}={value!r} is not valid; it must be an integer >= {low}")
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        try:
+            np.random.SeedSequence(seed)
+        except (TypeError, ValueError):
+            raise OptionError(f"seed={seed!r} is not valid; use a non-negative integer, a "
+                              "numpy.random.SeedSequence or None") from None
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise OptionError(f"executor={executor!r} is not valid; use a concurrent.futures."
+                          "Executor (an object with a submit method) or None")
     check_frame(data)
+    if not isinstance(model, (str, ModelSpec, Plan)):
+        raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)', a "
+                           f"ModelSpec or a compiled Plan, got {type(model).__name__}")
     if isinstance(model, Plan):
         if compile_options:
             raise OptionError("compile options (" + ", ".join(compile_options) + ") cannot be "
@@ -63,6 +75,13 @@ def impute(data: pd.DataFrame, model: str | ModelSpec | Plan, *, m: int = 5, max
     else:
         plan = compile_plan(model, data, **compile_options)
     problem = make_problem(plan, data)
+    for t, method in plan.method_table:
+        dtype = data[t].dtype if t in data.columns else None
+        if method.endswith("norm") and dtype is not None and (
+                pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise OptionError(f"methods[{t!r}]={method!r} imputes non-integer values, but "
+                              f"'{t}' has the dtype {dtype}; use a pmm method, or convert "
+                              "the column to float first")
     chains = run_chains(problem, m=int(m), maxit=int(maxit), seed=seed, donors=int(donors),
                         n_jobs=int(n_jobs), executor=executor, progress=progress)
     return Imputations(plan=plan, data=data, chains=tuple(chains), maxit=int(maxit),

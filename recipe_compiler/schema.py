@@ -151,12 +151,14 @@ def _column_info(data: pd.DataFrame, name: str, codes: np.ndarray, two_level: bo
     if n_obs == 0:
         raise DataError(f"column '{name}' is entirely missing; nothing can be imputed from it "
                         "(drop it from the formula)")
-    is_cat = declared or isinstance(x.dtype, pd.CategoricalDtype) or x.dtype == bool
+    is_cat = (declared or isinstance(x.dtype, pd.CategoricalDtype)
+              or pd.api.types.is_bool_dtype(x.dtype))  # bool or nullable boolean
     if not is_cat and (pd.api.types.is_datetime64_any_dtype(x) or pd.api.types.is_complex_dtype(x)
                        or pd.api.types.is_timedelta64_dtype(x)):
+        hint = "" if pd.api.types.is_complex_dtype(x) else " (e.g. days since a reference date)"
         raise DataError(f"column '{name}' has dtype {x.dtype}, which an imputation model cannot "
-                        "use as a number; convert it to real numbers first (e.g. days since a "
-                        f"reference date), or write C({name}) to use it as categorical")
+                        f"use as a number; convert it to real numbers first{hint}, or write "
+                        f"C({name}) to use it as categorical")
     if not is_cat and not pd.api.types.is_numeric_dtype(x):
         converted = pd.to_numeric(x, errors="coerce")
         bad = x[converted.isna() & x.notna()]

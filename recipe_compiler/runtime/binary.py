@@ -192,7 +192,9 @@ def _pg_proposal(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     log_base = np.log(rate) + rate * PG_TRUNC
     log_b = log_base - z + log_ndtr(root * (PG_TRUNC * z - 1))
     log_a = log_base + z + log_ndtr(-root * (PG_TRUNC * z + 1))
-    right = rng.random(z.size) * (1 + 4 / np.pi * (np.exp(log_b) + np.exp(log_a))) < 1
+    # compared in log space: exp(log_b) overflows once |z| is above ~80 (separated data)
+    log_mass = np.log(4 / np.pi) + np.logaddexp(log_b, log_a)
+    right = np.log(rng.random(z.size)) + np.logaddexp(0.0, log_mass) < 0
     x = np.empty_like(z)
     x[right] = PG_TRUNC + rng.standard_exponential(int(right.sum())) / rate[right]
     x[~right] = _truncated_inverse_gaussian(z[~right], rng)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 
@@ -54,22 +54,64 @@ def run_chains(problem: Problem, *, m: int, maxit: int,
                     bar(1)
             return out
         if executor is not None:
-            return _collect(executor, problem, maxit, seeds, donors, bar)
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-            return _collect(pool, problem, maxit, seeds, donors, bar)
+            return _collect(executor, problem, maxit, seeds, donors, bar, cancel=True)
+        pool = ProcessPoolExecutor(max_workers=n_jobs)
+        try:
+            return _collect(pool, problem, maxit, seeds, donors, bar, cancel=False)
+        except BaseException:
+            _stop(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True)
     finally:
         bar(0)
 
 
 def _collect(executor: Executor, problem: Problem, maxit: int,
              seeds: list[np.random.SeedSequence], donors: int,
-             bar: Callable[[int], None]) -> list[ChainResult]:
+             bar: Callable[[int], None], cancel: bool) -> list[ChainResult]:
+    """Submit the chains and return their results in chain order.
+
+    The first chain to fail (or a KeyboardInterrupt while waiting) raises at
+    once; with ``cancel``, the chains not yet started are then cancelled.
+    """
     futures = [executor.submit(run_chain, problem, maxit, s, donors) for s in seeds]
-    out = []
-    for f in futures:
-        out.append(f.result())
-        bar(1)
-    return out
+    try:
+        if all(isinstance(f, Future) for f in futures):
+            pending: set[Future[ChainResult]] = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # raises the chain's error without waiting for the others
+                    bar(1)
+            return [f.result() for f in futures]
+        out = []
+        for f in futures:
+            out.append(f.result())
+            bar(1)
+        return out
+    except BaseException:
+        if cancel:
+            for f in futures:
+                f.cancel()
+        raise
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued chains and terminate the running ones after an error or interrupt.
+
+    Best effort, through the pool's private attributes (there is no public API
+    to stop running work): the pool's manager thread joins the terminated
+    workers, so no process is left behind.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for w in workers:
+        if w.exitcode is None:
+            w.terminate()
+    if manager is not None:
+        manager.join()
 
 
 def _progress_bar(total: int, enabled: bool) -> Callable[[int], None]:

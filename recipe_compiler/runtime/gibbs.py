@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SamplerError
+from ..graph import initial_order, visit_sequence
+from ..plan import Plan
 from .binary import draw_2l_bin
 from .clusters import cluster_means
 from .passive import compute
@@ -67,24 +69,51 @@ def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
     rng = np.random.default_rng(seed)
     plan = problem.plan
     state = ChainState(values=initial_values(problem, rng))
-    derived = plan.derived
     targets = plan.targets
     mean = np.empty((maxit, len(targets)))
     var = np.empty((maxit, len(targets)))
+    after = derived_descendants(plan)
     for it in range(maxit):
-        for name in plan.visit:
-            if name in derived:
-                state.values[name] = compute(derived[name], state.values, problem.groups,
-                                             problem.n_groups, problem.categories)
-            else:
-                update(problem, state, name, rng, donors)
+        sweep(problem, state, rng, donors, after)
         for j, t in enumerate(targets):
             cells = state.values[t][~problem.observed[t]]
-            mean[it, j], var[it, j] = cells.mean(), cells.var()
+            if cells.size:
+                mean[it, j], var[it, j] = cells.mean(), cells.var()
+            else:  # a plan's target that is complete in these data
+                mean[it, j] = var[it, j] = np.nan
         if on_iteration is not None:
             on_iteration()
     imputed = {t: state.values[t][~problem.observed[t]].copy() for t in targets}
     return ChainResult(imputed=imputed, mean=mean, var=var)
+
+
+def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors: int,
+          after: dict[str, tuple[str, ...]] | None = None) -> None:
+    """One iteration: each target of the visit sequence is updated in turn.
+
+    After each update, every derived variable computed from the target (directly
+    or not) is recomputed, parents first, so that no later update sees a stale
+    one; the plan's own placement of derived variables in the visit sequence
+    (each target followed by its descendants, for a compiled plan) is thereby
+    honoured, and a hand-edited sequence that omits or misplaces them is repaired.
+    """
+    derived = problem.plan.derived
+    if after is None:
+        after = derived_descendants(problem.plan)
+    for name in problem.plan.visit:
+        if name in derived:
+            continue  # recomputed right after each update of an ancestor
+        update(problem, state, name, rng, donors)
+        for d in after.get(name, ()):
+            state.values[d] = compute(derived[d], state.values, problem.groups,
+                                      problem.n_groups, problem.categories)
+
+
+def derived_descendants(plan: Plan) -> dict[str, tuple[str, ...]]:
+    """Per plan variable, the derived variables computed from it, in a parents-first order."""
+    parents = {d.name: d.parents for d in plan.derived_defs}
+    sources = {p for ps in parents.values() for p in ps}
+    return {name: visit_sequence([name], parents, list(parents))[1:] for name in sources}
 
 
 def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -102,8 +131,9 @@ def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.n
             values[t] = _fill_level2(values[t], obs, g, n_groups, rng)
         else:
             values[t] = _fill_level1(values[t], obs, g, n_groups, rng)
-    for d in plan.derived_defs:  # declared parents first
-        values[d.name] = compute(d, values, g, n_groups, problem.categories)
+    derived = plan.derived
+    for name in initial_order({d.name: d.parents for d in plan.derived_defs}, list(derived)):
+        values[name] = compute(derived[name], values, g, n_groups, problem.categories)
     return values
 
 
@@ -141,7 +171,11 @@ def update(problem: Problem, state: ChainState, name: str, rng: np.random.Genera
     values, obs, g, G = state.values, problem.observed[name], problem.groups, problem.n_groups
     preds = problem.predictors[name]
     if method.startswith("2lonly."):
-        yc = cluster_means(values[name], g, G)
+        # The cluster's own (observed, constant) value, exactly: a mean of equal floats need
+        # not equal them bitwise, and pmm must donate observed values (polyreg: codes).
+        rows = np.flatnonzero(obs)
+        yc = np.zeros(G)
+        yc[g[rows]] = values[name][rows]
         obs_c = np.bincount(g[obs], minlength=G) > 0
         Xc = np.column_stack([np.ones(G)] + [cluster_means(values[p], g, G) for p, _ in preds])
         new = _single(method.removeprefix("2lonly."), yc, obs_c, Xc, rng, donors, name,

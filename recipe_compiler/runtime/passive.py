@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..errors import DataError, FormulaError
 from ..plan import Derived
 from .clusters import cluster_means
 
@@ -39,8 +40,23 @@ def compute(d: Derived, values: Mapping[str, np.ndarray], groups: np.ndarray, n_
             out *= values[p]
         return out
     if d.op == "dummy":
-        code = categories[d.parents[0]].index(d.detail)
-        return (values[d.parents[0]] == code).astype(float)
+        levels = categories.get(d.parents[0], ())
+        if d.detail not in levels:
+            raise DataError(f"cannot compute '{d.name}': '{d.parents[0]}' has no level "
+                            f"{d.detail!r} (its levels: {', '.join(map(repr, levels))})")
+        return (values[d.parents[0]] == levels.index(d.detail)).astype(float)
     env = {p: values[p] for p in d.parents}
-    result = eval(compile(d.detail, f"<{d.name}>", "eval"), {"np": np}, env)
-    return np.broadcast_to(np.asarray(result, dtype=float), groups.shape).copy()
+    try:
+        with np.errstate(all="ignore"):
+            result = eval(compile(d.detail, f"<{d.name}>", "eval"), {"np": np}, env)
+            out = np.broadcast_to(np.asarray(result, dtype=float), groups.shape).copy()
+    except Exception as exc:  # any error of the user's expression
+        raise FormulaError(f"cannot compute {d.name}: {type(exc).__name__}: {exc}; I() takes "
+                           "a numeric numpy expression of the columns, such as I(x ** 2) or "
+                           "I(np.log(x))") from None
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise DataError(f"{d.name} is not finite (NaN or infinite) in {int(bad.sum())} of "
+                        f"{len(out)} rows of the completed data, e.g. a division by zero or the "
+                        "log of a non-positive value; change the expression or the data")
+    return out

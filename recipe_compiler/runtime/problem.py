@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, SamplerError
+from ..errors import DataError, suggest
 from ..plan import Plan
-from ..schema import categorical, cluster_codes
+from ..schema import _level, categorical, cluster_codes
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,7 +67,12 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
     measured = [v for v in plan.variables if v.role in ("target", "covariate")]
     for v in measured:
         if v.name not in data.columns:
-            raise DataError(f"the plan uses column '{v.name}', which is not in the data")
+            raise DataError(f"the plan uses column '{v.name}', which is not in the data; "
+                            f"{suggest(v.name, map(str, data.columns))}")
+        if v.role == "covariate" and data[v.name].isna().any():
+            raise DataError(f"the plan uses '{v.name}' as a complete covariate, but it has "
+                            f"{int(data[v.name].isna().sum())} missing values in these data; "
+                            "compile the plan again on these data so that it is imputed")
     if plan.cluster is not None:
         groups, n_groups = cluster_codes(data, plan.cluster)
     else:
@@ -87,14 +92,29 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
             columns[v.name] = codes
         else:
             columns[v.name] = x.to_numpy(dtype=float, na_value=np.nan)
+    for d in plan.derived_defs:
+        if d.op == "dummy" and d.detail not in categories.get(d.parents[0], ())[1:]:
+            levels = ", ".join(repr(c) for c in categories.get(d.parents[0], ()))
+            raise DataError(f"the plan's dummy column '{d.name}' needs the level {d.detail!r} of "
+                            f"'{d.parents[0]}' (not as its first level), but the data have "
+                            f"the levels {levels}; compile the plan again on these data")
+    methods = dict(plan.method_table)
     observed = {}
     for t in plan.targets:
         obs = ~np.isnan(columns[t])
         if obs.sum() < 2:
-            raise SamplerError(f"target '{t}' has {int(obs.sum())} observed value(s); at least 2 "
-                               "are needed to impute it (drop it or supply more data)")
+            raise DataError(f"target '{t}' has {int(obs.sum())} observed value(s); at least 2 "
+                            "are needed to impute it (drop it or supply more data)")
+        if methods.get(t, "").startswith("2lonly."):
+            seen = np.bincount(groups[obs], minlength=n_groups) > 0
+            if seen.sum() < 2:
+                raise DataError(f"level-2 target '{t}' is observed in {int(seen.sum())} "
+                                "cluster(s); at least 2 are needed to impute it")
+            if _level(data[t], obs, groups) != 2:
+                raise DataError(f"the plan imputes '{t}' as a level-2 variable ({methods[t]}), "
+                                f"but it varies within a cluster of '{plan.cluster}' in these "
+                                "data; compile the plan again on these data")
         observed[t] = obs
-    methods = dict(plan.method_table)
     predictors = {t: tuple((p, c) for p, c in plan.predictors(t) if c != -2)
                   for t in plan.targets}
     return Problem(plan=plan, columns=columns, observed=observed, groups=groups,

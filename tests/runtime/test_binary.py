@@ -157,3 +157,12 @@ def test_non_binary_or_too_few_observed_values_raise() -> None:
         draw_2l_bin(data["y"] * 2, observed, *args, name="sex")
     with pytest.raises(SamplerError, match=r"'sex'.*0 observed"):
         draw_2l_bin(data["y"], ~observed, *args, name="sex")
+
+
+def test_pg_draws_for_large_eta_are_finite_and_silent() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = sample_pg1(np.array([200.0, -150.0, 0.5]), np.random.default_rng(0))
+    assert np.all(np.isfinite(x)) and np.all(x > 0)
+    # E[PG(1, z)] = tanh(z/2) / (2z): about 1/400 at z = 200; one draw is within 3x of it
+    assert x[0] < 3 / 400

@@ -61,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command: Callable[[argparse.Namespace], None] = args.command
         command(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (RecipeError, OSError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -94,7 +94,8 @@ class Imputations:
             out[t] = _fill(self.data[t], imputed[t], t in self.coded)
         return out
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        """The completed data sets 1..m."""
         return (self.complete(k) for k in range(1, self.m + 1))
 
     @property

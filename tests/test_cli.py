@@ -111,6 +111,17 @@ def test_bad_input_exits_2_with_a_message(args: list[str], message: str, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["bad.json"]
 
 
+def test_output_piped_into_a_reader_that_stops_early_exits_0() -> None:
+    """`recipe-compiler compile ... | head -1` must not end in a broken-pipe error."""
+    proc = subprocess.Popen([sys.executable, "-m", "recipe_compiler.cli", "compile",
+                             "--example", "brandsma", "lpo ~ iqv*sex + den + (1 | sch)"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the plan is printed
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in proc.stderr.read()
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["impute", "--help"]) == 0
     shown = capsys.readouterr().out

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SamplerError
-from ..graph import initial_order, visit_sequence
-from ..plan import Plan
 from .binary import draw_2l_bin
 from .clusters import cluster_means
 from .passive import compute
@@ -72,9 +70,8 @@ def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
     targets = plan.targets
     mean = np.empty((maxit, len(targets)))
     var = np.empty((maxit, len(targets)))
-    after = derived_descendants(plan)
     for it in range(maxit):
-        sweep(problem, state, rng, donors, after)
+        sweep(problem, state, rng, donors)
         for j, t in enumerate(targets):
             cells = state.values[t][~problem.observed[t]]
             if cells.size:
@@ -87,8 +84,7 @@ def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
     return ChainResult(imputed=imputed, mean=mean, var=var)
 
 
-def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors: int,
-          after: dict[str, tuple[str, ...]] | None = None) -> None:
+def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors: int) -> None:
     """One iteration: each target of the visit sequence is updated in turn.
 
     After each update, every derived variable computed from the target (directly
@@ -98,22 +94,13 @@ def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors:
     honoured, and a hand-edited sequence that omits or misplaces them is repaired.
     """
     derived = problem.plan.derived
-    if after is None:
-        after = derived_descendants(problem.plan)
     for name in problem.plan.visit:
         if name in derived:
             continue  # recomputed right after each update of an ancestor
         update(problem, state, name, rng, donors)
-        for d in after.get(name, ()):
+        for d in problem.descendants.get(name, ()):
             state.values[d] = compute(derived[d], state.values, problem.groups,
                                       problem.n_groups, problem.categories)
-
-
-def derived_descendants(plan: Plan) -> dict[str, tuple[str, ...]]:
-    """Per plan variable, the derived variables computed from it, in a parents-first order."""
-    parents = {d.name: d.parents for d in plan.derived_defs}
-    sources = {p for ps in parents.values() for p in ps}
-    return {name: visit_sequence([name], parents, list(parents))[1:] for name in sources}
 
 
 def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -132,7 +119,7 @@ def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.n
         else:
             values[t] = _fill_level1(values[t], obs, g, n_groups, rng)
     derived = plan.derived
-    for name in initial_order({d.name: d.parents for d in plan.derived_defs}, list(derived)):
+    for name in problem.derived_order:
         values[name] = compute(derived[name], values, g, n_groups, problem.categories)
     return values
 

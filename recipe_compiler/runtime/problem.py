@@ -7,12 +7,13 @@ processes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, suggest
+from ..graph import initial_order, visit_sequence
 from ..plan import Plan
 from ..schema import _level, categorical, cluster_codes
 
@@ -38,6 +39,11 @@ class Problem:
         Method of each target.
     predictors : dict of str -> tuple of (str, int)
         Per target, its predictors other than the cluster, with their codes.
+    derived_order : tuple of str
+        Every derived variable, parents first (for the initial fill).
+    descendants : dict of str -> tuple of str
+        Per plan variable, the derived variables computed from it, parents first:
+        what is recomputed after each update of it.
     """
 
     plan: Plan
@@ -48,6 +54,8 @@ class Problem:
     categories: dict[str, tuple[str, ...]]
     methods: dict[str, str]
     predictors: dict[str, tuple[tuple[str, int], ...]]
+    derived_order: tuple[str, ...] = ()
+    descendants: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -117,6 +125,15 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
         observed[t] = obs
     predictors = {t: tuple((p, c) for p, c in plan.predictors(t) if c != -2)
                   for t in plan.targets}
+    parents = {d.name: d.parents for d in plan.derived_defs}
     return Problem(plan=plan, columns=columns, observed=observed, groups=groups,
                    n_groups=n_groups, categories=categories, methods=methods,
-                   predictors=predictors)
+                   predictors=predictors, derived_order=initial_order(parents, list(parents)),
+                   descendants=derived_descendants(plan))
+
+
+def derived_descendants(plan: Plan) -> dict[str, tuple[str, ...]]:
+    """Per plan variable, the derived variables computed from it, in a parents-first order."""
+    parents = {d.name: d.parents for d in plan.derived_defs}
+    sources = {p for ps in parents.values() for p in ps}
+    return {name: visit_sequence([name], parents, list(parents))[1:] for name in sources}

@@ -19,14 +19,13 @@ import recipe_compiler as rc
 from recipe_compiler.runtime import gibbs
 from recipe_compiler.runtime.gibbs import (
     ChainState,
-    derived_descendants,
     initial_values,
     run_chain,
     sweep,
     update,
 )
 from recipe_compiler.runtime.passive import compute
-from recipe_compiler.runtime.problem import Problem, make_problem
+from recipe_compiler.runtime.problem import Problem, derived_descendants, make_problem
 
 FORMULA = "y ~ x*b + cm(x) + cwc(x):z + I(x ** 2) + (1 + x | g)"
 

@@ -174,7 +174,7 @@ def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str
     variables.sort(key=lambda v: (v.role != "cluster", target_rank.get(v.name, len(target_rank))
                                   if v.role == "target" else len(target_rank)))
     for d in derived.values():
-        level = 2 if d.op == "cm" or all(_level(ctx, p, derived) == 2 for p in d.parents) else 1
+        level = _level(ctx, d.name, derived)
         variables.append(Variable(d.name, "derived", level, "derived"))
     parents = {d.name: d.parents for d in derived.values()}
     visit = visit_sequence(ctx.targets, parents, list(derived))

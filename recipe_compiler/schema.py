@@ -169,7 +169,7 @@ def _column_info(data: pd.DataFrame, name: str, codes: np.ndarray, two_level: bo
     if not is_cat and np.isinf(x.to_numpy(dtype=float)[observed]).any():
         raise DataError(f"column '{name}' holds infinite values; replace them by NaN (missing) "
                         "or finite numbers")
-    level = _level(x, observed, codes) if two_level else 1
+    level = cluster_level(x, observed, codes) if two_level else 1
     categories: tuple[str, ...] = ()
     if is_cat:
         categories = tuple(str(c) for c in categorical(x).cat.categories)
@@ -192,7 +192,7 @@ def categorical(x: pd.Series) -> pd.Series:
     return x.astype("category")
 
 
-def _level(x: pd.Series, observed: np.ndarray, codes: np.ndarray) -> int:
+def cluster_level(x: pd.Series, observed: np.ndarray, codes: np.ndarray) -> int:
     """2 if ``x`` takes one value within every cluster (over observed values)."""
     values = pd.factorize(x)[0]
     g, v = codes[observed], values[observed]

@@ -57,10 +57,6 @@ class Factor:
             return _WRAP[self.kind].format(f"C({self.column})[T.{self.level}]")
         return _WRAP[self.kind].format(self.column)
 
-    def with_column(self, column: str) -> Factor:
-        """The same transformation applied to another column (not for ``expr``)."""
-        return dataclasses.replace(self, column=column, columns=(column,))
-
     def __str__(self) -> str:
         return self.name
 

@@ -22,10 +22,6 @@ def test_factor_columns_default_to_its_column() -> None:
     assert Factor("expr", "a * b", ("a", "b")).columns == ("a", "b")
 
 
-def test_with_column_moves_the_transformation_to_another_column() -> None:
-    assert cwc("x").with_column("y") == cwc("y")
-
-
 def test_terms_are_equal_whatever_the_factor_order() -> None:
     a, b = term(var("x"), cm("z")), term(cm("z"), var("x"))
     assert a == b and hash(a) == hash(b)

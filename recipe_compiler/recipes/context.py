@@ -16,7 +16,7 @@ from itertools import product
 from ..errors import FormulaError
 from ..options import Options
 from ..schema import DataSchema
-from ..spec import Factor, ModelSpec, Term, term
+from ..spec import Factor, ModelSpec, Term
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,6 @@ class Context:
         if levels == {2}:
             return "7.5.7 level-2 interaction"
         return "7.5.8 cross-level interaction"
-
-    def main_effect(self, column: str) -> list[Term]:
-        """The predictor columns of a measured column: itself, or its dummies."""
-        return self.expand(term(Factor("var", column)))
 
     def expand(self, t: Term) -> list[Term]:
         """Dummy-code the categorical factors of a term (treatment contrasts).

@@ -96,8 +96,3 @@ def cluster_crossprod(a: np.ndarray, b: np.ndarray, groups: np.ndarray,
     spread = csc_matrix((a.ravel(), rows, np.arange(0, n * qa + 1, qa)),
                         shape=(n_groups * qa, n))
     return np.asarray(spread @ b).reshape(n_groups, qa, b.shape[1])
-
-
-def disaggregate(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Spread cluster-level ``values`` (shape (G,) or (G, k)) back to the rows."""
-    return values[groups]

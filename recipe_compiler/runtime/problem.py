@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import DataError, suggest
 from ..graph import initial_order, visit_sequence
 from ..plan import Plan
-from ..schema import _level, categorical, cluster_codes
+from ..schema import categorical, cluster_codes, cluster_level
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +118,7 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
             if seen.sum() < 2:
                 raise DataError(f"level-2 target '{t}' is observed in {int(seen.sum())} "
                                 "cluster(s); at least 2 are needed to impute it")
-            if _level(data[t], obs, groups) != 2:
+            if cluster_level(data[t], obs, groups) != 2:
                 raise DataError(f"the plan imputes '{t}' as a level-2 variable ({methods[t]}), "
                                 f"but it varies within a cluster of '{plan.cluster}' in these "
                                 "data; compile the plan again on these data")

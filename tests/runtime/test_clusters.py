@@ -9,7 +9,6 @@ from recipe_compiler.runtime.clusters import (
     cluster_crossprod,
     cluster_means,
     cluster_sums,
-    disaggregate,
     group_sizes,
 )
 
@@ -46,7 +45,3 @@ def test_crossprod_matches_a_per_cluster_loop() -> None:
         np.testing.assert_allclose(got[c], expected, atol=1e-12)
 
 
-def test_disaggregate_spreads_cluster_values_to_rows() -> None:
-    x, groups = _data(3)
-    means = cluster_means(x, groups, 12)
-    assert np.array_equal(disaggregate(means, groups), means[groups])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import recipe_compiler as rc
-from recipe_compiler.analysis import MIFit
+from recipe_compiler.analysis.mifit import MIFit
 from recipe_compiler.datasets import FIMD_7_10
 
 REFERENCE = Path(__file__).parents[1] / "tests" / "regression" / "data" / "fimd_7_10"

@@ -3,9 +3,9 @@
 Run ``python benchmarks/lmm_fit.py [--repeats 20]`` (package installed, or
 ``PYTHONPATH=.`` from the repository root). For each model of
 ``tests/regression/data/lme4_brandsma.json`` it prints the median wall time of
-:func:`recipe_compiler.lmm.fit_design` (design matrices built once, as lme4's
+:func:`recipe_compiler.analysis.lmm.fit_design` (design matrices built once, as lme4's
 recorded time excludes nothing but the data preparation) and of
-:func:`recipe_compiler.lmm.fit_lmm` (formula and design included), statsmodels
+:func:`recipe_compiler.analysis.lmm.fit_lmm` (formula and design included), statsmodels
 ``MixedLM(...).fit(method=["powell", "lbfgs"])`` on the same design, lme4's
 recorded ``lme4_seconds`` and the ratios lme4 / ``fit_design`` and lme4 /
 ``fit_lmm`` (the fair one: ``lmer`` builds its model frame too), with the
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from recipe_compiler.analysis.lmm import fit_design, fit_lmm
 from recipe_compiler.datasets import load_brandsma
-from recipe_compiler.formula import build_design
-from recipe_compiler.lmm import fit_design, fit_lmm
+from recipe_compiler.model.parse import build_design
 
 REFERENCE = Path(__file__).parents[1] / "tests" / "regression" / "data" / "lme4_brandsma.json"
 

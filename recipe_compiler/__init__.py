@@ -8,7 +8,9 @@
 """
 
 from . import datasets
-from .compiler import compile_plan as compile
+from .analysis.lmm import LMMResult, fit_lmm
+from .analysis.pooling import pool
+from .compiler.assemble import compile_plan as compile
 from .errors import (
     DataError,
     FormulaError,
@@ -19,12 +21,10 @@ from .errors import (
     SamplerWarning,
 )
 from .export.spec_json import load_plan
-from .formula import parse_formula
 from .imputations import Imputations
 from .impute import impute
-from .lmm import LMMResult, fit_lmm
+from .model.parse import parse_formula
 from .plan import Plan
-from .pooling import pool
 
 __all__ = [
     "DataError",

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import pandas as pd
 
-from .analysis import MIFit
-from .diagnostics import rhat
+from .analysis.diagnostics import rhat
+from .analysis.lmm import fit_lmm
+from .analysis.mifit import MIFit
+from .analysis.pooling import pool
+from .data.schema import categorical
 from .errors import RecipeError
-from .lmm import fit_lmm
 from .plan import Plan
-from .pooling import pool
 from .runtime.gibbs import ChainResult
-from .schema import categorical
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

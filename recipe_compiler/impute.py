@@ -7,14 +7,14 @@ from concurrent.futures import Executor
 import numpy as np
 import pandas as pd
 
-from .compiler import compile_plan
+from .compiler.assemble import compile_plan
+from .data.schema import check_frame
 from .errors import FormulaError, OptionError
 from .imputations import Imputations
+from .model.spec import ModelSpec
 from .plan import Plan
 from .runtime.chains import run_chains
 from .runtime.problem import make_problem
-from .schema import check_frame
-from .spec import ModelSpec
 
 
 def impute(data: pd.DataFrame, model: str | ModelSpec | Plan, *, m: int = 5, maxit: int = 10,

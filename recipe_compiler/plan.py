@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .compiler.options import Options
 from .errors import PlanError, suggest
-from .options import Options
 
 Role = Literal["cluster", "target", "covariate", "derived"]
 DerivedOp = Literal["cm", "cwc", "product", "dummy", "expr"]

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
+from recipe_compiler.data.schema import infer_schema
 from recipe_compiler.datasets import FIMD_7_10, fimd_example
-from recipe_compiler.schema import infer_schema
 
 COLUMNS = ["sch", "pup", "iqv", "iqp", "sex", "ses", "min", "rpg", "lpr", "lpo", "apr", "apo",
            "den", "ssi"]

@@ -5,7 +5,7 @@ corrupt nor stale.
   :class:`~recipe_compiler.RecipeError` subclass (never a bare KeyError,
   TypeError, ...), whose first line names the problem and what would work, and
   leaves the data untouched. Cases already covered for ``rc.compile`` in
-  ``test_compiler.py``/``test_schema.py`` are repeated here only through ``impute``.
+  ``compiler/test_assemble.py``/``data/test_schema.py`` are repeated here only through ``impute``.
 * Sampler faults (collinear or constant predictors, clusters of one row, a
   cluster without any observed target value, 90% missing): the run completes,
   warns where it recovered, and the imputations move between iterations and
@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
-from recipe_compiler.options import LEVEL1_METHODS, METHODS
+from recipe_compiler.compiler.options import LEVEL1_METHODS, METHODS
 from recipe_compiler.runtime import chains, gibbs
 
 FORMULA = "y ~ x + b + z + (1 | g)"

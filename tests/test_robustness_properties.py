@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import recipe_compiler as rc
-from recipe_compiler.options import CENTERING, INTERACTIONS, RANDOM_SLOPES
+from recipe_compiler.compiler.options import CENTERING, INTERACTIONS, RANDOM_SLOPES
 
 SETTINGS = settings(max_examples=1000, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -31,8 +31,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..compiler.graph import initial_order
 from ..errors import OptionError, one_of
-from ..graph import initial_order
 from ..plan import CODES, Derived, Plan
 
 __all__ = ["FLAVORS", "plan_to_r", "r_names"]

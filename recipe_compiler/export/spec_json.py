@@ -28,9 +28,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from ..errors import PlanError, suggest
-from ..graph import ancestors, derived_graph
-from ..options import (
+from ..compiler.graph import ancestors, derived_graph
+from ..compiler.options import (
     DERIVED_METHODS,
     LEVEL1_METHODS,
     LEVEL2_METHODS,
@@ -38,6 +37,7 @@ from ..options import (
     SINGLE_METHODS,
     make_options,
 )
+from ..errors import PlanError, suggest
 from ..plan import CODES, Cell, Derived, DerivedOp, Plan, Role, Variable
 
 __all__ = ["EDITED", "FORMAT", "VERSION", "load_plan", "plan_to_spec", "save_plan",

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.grouping import cluster_means
 from ..errors import SamplerError
-from .binary import draw_2l_bin
-from .clusters import cluster_means
 from .passive import compute
 from .problem import Problem
-from .single import draw_logreg, draw_norm, draw_pmm, draw_polyreg
-from .twolevel import draw_2l
+from .samplers.logit_2l import draw_2l_bin
+from .samplers.normal_2l import draw_2l
+from .samplers.single import draw_logreg, draw_norm, draw_pmm, draw_polyreg
 
 
 @dataclass

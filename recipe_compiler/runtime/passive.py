@@ -10,9 +10,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..data.grouping import cluster_means
 from ..errors import DataError, FormulaError
 from ..plan import Derived
-from .clusters import cluster_means
 
 
 def compute(d: Derived, values: Mapping[str, np.ndarray], groups: np.ndarray, n_groups: int,

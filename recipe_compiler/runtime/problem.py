@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..compiler.graph import initial_order, visit_sequence
+from ..data.schema import categorical, cluster_codes, cluster_level
 from ..errors import DataError, suggest
-from ..graph import initial_order, visit_sequence
 from ..plan import Plan
-from ..schema import categorical, cluster_codes, cluster_level
 
 
 @dataclass(frozen=True, eq=False)

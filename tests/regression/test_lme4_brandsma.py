@@ -38,10 +38,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recipe_compiler import lmm
+from recipe_compiler.analysis import lmm
+from recipe_compiler.analysis.design import Design
+from recipe_compiler.analysis.lmm import LMMResult, fit_design, fit_lmm
 from recipe_compiler.datasets import load_brandsma
-from recipe_compiler.design import Design
-from recipe_compiler.lmm import LMMResult, fit_design, fit_lmm
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "lme4_brandsma.json").read_text())
 MODELS = sorted(k for k in REFERENCE if not k.startswith("_"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipe_compiler.pooling import pool
+from recipe_compiler.analysis.pooling import pool
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "rubin_pool.json").read_text())
 COLUMNS = {"qbar": "estimate", "ubar": "ubar", "b": "b", "t": "t", "df": "df", "r": "riv",

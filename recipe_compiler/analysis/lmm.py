@@ -1,0 +1,592 @@
+"""Two-level linear mixed models fitted by the profiled deviance of lme4.
+
+The model is ``y = X beta + Z b + e`` with one grouping factor, ``b_c ~ N(0,
+sigma^2 Lambda Lambda')`` per cluster and ``e ~ N(0, sigma^2 I)``; ``Lambda`` is
+the lower-triangular relative covariance factor whose elements, column by
+column, form ``theta`` (Bates, Maechler, Bolker and Walker 2015, JSS 67(1),
+section 3). The fixed effects and ``sigma^2`` are profiled out, so only
+``theta`` is optimised, with its diagonal bounded below by 0.
+
+Everything that does not depend on ``theta`` is computed once: the per-cluster
+cross-products ``Z_c'[Z_c X_c y_c]`` (a ``(G, q, q + p + 1)`` array) and
+``[X y]'[X y]``. One deviance evaluation is then a batched factorisation of the
+``G`` blocks ``I + Lambda' Z_c'Z_c Lambda`` and a ``(p + 1) x (p + 1)`` Cholesky
+factorisation, with the analytic gradient at little extra cost; nothing of size
+``n x n`` and no Python loop over clusters or rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize
+
+from ..errors import DataError
+from ..model.parse import build_design
+from .design import Design
+
+__all__ = ["SINGULAR_TOL", "LMMResult", "fit_design", "fit_lmm"]
+
+SINGULAR_TOL = 1e-4
+"""A diagonal element of ``theta`` below this marks a boundary (singular) fit, as
+``lme4::isSingular(tol = 1e-4)``."""
+
+_RANK_TOL = 1e-14
+"""Smallest eigenvalue, relative to the largest, of a column-scaled cross-product
+matrix that still counts as full rank: a condition number of the design up to
+1e7, the rank tolerance lme4 applies to its QR decomposition."""
+
+_START = 1.0
+"""Starting value of the diagonal of the (column-scaled) ``Lambda``; its other
+elements start at 0, as in lme4."""
+
+_KKT_TOL = 1e-2
+"""A derivative of the deviance in the relative covariance matrix with an
+eigenvalue below ``-_KKT_TOL`` marks a saddle to escape from."""
+
+_MAX_RESTARTS = 5
+"""At most this many restarts from spurious optima."""
+
+_GTOL = 1e-3
+"""TNC's tolerance on the projected gradient of the deviance, scaled by ``1 +
+|theta|``: ``theta`` to about 1e-8 on the reference models, beyond it the line
+search only meets rounding noise."""
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, eq=False)
+class LMMResult:
+    """A fitted two-level linear mixed model.
+
+    Attributes
+    ----------
+    fixef, se : pandas.Series
+        Fixed effects and their standard errors, indexed by ``x_names``; the
+        standard errors are those of lme4, conditional on ``theta``:
+        ``sqrt(diag(sigma2 * (X' V^-1 X)^-1))`` with ``V`` the marginal
+        covariance of ``y`` divided by ``sigma2``.
+    vcov : pandas.DataFrame
+        The covariance matrix of ``fixef``.
+    cov_re : pandas.DataFrame
+        The ``q x q`` covariance matrix of the random effects,
+        ``sigma2 * Lambda Lambda'``, indexed by ``z_names``.
+    sigma2 : float
+        Residual variance: ``pwrss / n`` (ML) or ``pwrss / (n - p)`` (REML).
+    loglik : float
+        The log-likelihood (ML) or the REML criterion as lme4's ``logLik``.
+    nobs, ngroups, n_dropped : int
+        Rows used, clusters, rows left out by listwise deletion.
+    reml, converged, boundary : bool
+        REML fit; the optimiser reported convergence; some diagonal element of
+        ``theta`` is below :data:`SINGULAR_TOL` (a variance at 0 or a singular
+        random-effects covariance matrix, lme4's ``isSingular``).
+    theta : numpy.ndarray
+        lme4's ``theta``: the lower triangle of ``Lambda``, column by column.
+    x_names, z_names : tuple of str
+        Names of the fixed and random effects.
+    outcome, cluster : str
+        Outcome and grouping column.
+    df_complete : int
+        Complete-data degrees of freedom, as ``mice::pool`` obtains them for an
+        lmer fit (``broom.mixed::glance`` -> ``lme4:::df.residual.merMod``):
+        ``nobs - (p + q (q + 1) / 2 + 1)``, i.e. the observations minus the
+        fixed effects, the ``theta`` parameters and the residual variance.
+    random_effects : pandas.DataFrame
+        Conditional modes of the random effects (lme4's ``ranef``), one row per
+        cluster (indexed by its label), one column per random effect.
+    """
+
+    fixef: pd.Series
+    se: pd.Series
+    vcov: pd.DataFrame
+    cov_re: pd.DataFrame
+    sigma2: float
+    loglik: float
+    nobs: int
+    ngroups: int
+    n_dropped: int
+    reml: bool
+    converged: bool
+    boundary: bool
+    theta: np.ndarray
+    x_names: tuple[str, ...]
+    z_names: tuple[str, ...]
+    outcome: str
+    cluster: str
+    df_complete: int
+    random_effects: pd.DataFrame
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """As lme4's ``as.data.frame(VarCorr(fit))``.
+
+        Columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``: the variances
+        of the cluster in ``z_names`` order, then the covariances ``(i, j)``,
+        ``i < j``, row by row (with correlations in ``sdcor``), then ``grp =
+        "Residual"`` with ``var1``/``var2`` ``None``.
+        """
+        z = self.z_names
+        rows, cols = _varcorr_pairs(len(z))
+        cov = self.cov_re.to_numpy()
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        vcov = cov[rows, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sdcor = np.where(rows == cols, sd[rows], vcov / (sd[rows] * sd[cols]))
+        return pd.DataFrame({
+            "grp": [self.cluster] * len(rows) + ["Residual"],
+            "var1": pd.Series([z[i] for i in rows] + [None], dtype=object),
+            "var2": pd.Series([None] * len(z) + [z[j] for j in cols[len(z):]] + [None],
+                              dtype=object),
+            "vcov": [*vcov, self.sigma2],
+            "sdcor": [*sdcor, np.sqrt(self.sigma2)],
+        })
+
+    def variance_components(self) -> pd.Series:
+        """Variance components named as ``mitml::testEstimates(extra.pars = TRUE)``.
+
+        Returns
+        -------
+        pandas.Series
+            ``Intercept~~Intercept|sch``, ``iqv~~iqv|sch``, ... (the variances),
+            then ``Intercept~~iqv|sch``, ... (the covariances, in ``varcorr``
+            order), then ``Residual~~Residual`` and, when the model has a random
+            intercept, ``ICC|sch`` = intercept variance / (intercept variance +
+            residual variance). ``(Intercept)`` is written ``Intercept``.
+        """
+        names = [_mitml_name(n) for n in self.z_names]
+        rows, cols = _varcorr_pairs(len(names))
+        cov = self.cov_re.to_numpy()
+        index = [f"{names[i]}~~{names[j]}|{self.cluster}" for i, j in zip(rows, cols, strict=True)]
+        values = [*cov[rows, cols], self.sigma2]
+        index.append("Residual~~Residual")
+        if "(Intercept)" in self.z_names:
+            k = self.z_names.index("(Intercept)")
+            values.append(cov[k, k] / (cov[k, k] + self.sigma2))
+            index.append(f"ICC|{self.cluster}")
+        return pd.Series(values, index=index, dtype=float)
+
+    def summary(self) -> str:
+        """A printable summary in the layout of lme4's ``print(fit)``."""
+        method = "REML" if self.reml else "maximum likelihood"
+        criterion = "logLik (REML)" if self.reml else "logLik"
+        lines = [
+            f"Linear mixed model fit by {method}",
+            f"Outcome: {self.outcome}   Cluster: {self.cluster}",
+            f"{criterion}: {self.loglik:.4f}   converged: {self.converged}"
+            + ("   boundary (singular) fit" if self.boundary else ""),
+            "",
+            "Random effects:",
+        ]
+        vc = self.varcorr
+        sd = np.sqrt(np.clip(np.diag(self.cov_re.to_numpy()), 0.0, None))
+        width = max(len(n) for n in (*self.z_names, "Name"))
+        lines.append(f" {'Groups':<10} {'Name':<{width}} {'Variance':>12} {'Std.Dev.':>10}")
+        for k, name in enumerate(self.z_names):
+            grp = self.cluster if k == 0 else ""
+            lines.append(f" {grp:<10} {name:<{width}} {vc['vcov'].iloc[k]:>12.5g} {sd[k]:>10.5g}")
+        lines.append(f" {'Residual':<10} {'':<{width}} {self.sigma2:>12.5g} "
+                     f"{np.sqrt(self.sigma2):>10.5g}")
+        corr = vc.iloc[len(self.z_names):-1]
+        for _, row in corr.iterrows():
+            lines.append(f" corr({row['var1']}, {row['var2']}) = {row['sdcor']:.3f}")
+        lines += [
+            f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
+            + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
+            "",
+            "Fixed effects:",
+        ]
+        table = pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se,
+                              "t value": self.fixef / self.se})
+        lines.append(table.to_string(float_format=lambda v: f"{v:.5g}"))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _mitml_name(name: str) -> str:
+    return "Intercept" if name == "(Intercept)" else name
+
+
+def _varcorr_pairs(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of lme4's VarCorr order: variances, then ``i < j`` row-wise."""
+    upper = np.triu_indices(q, 1)
+    diag = np.arange(q)
+    return np.concatenate([diag, upper[0]]), np.concatenate([diag, upper[1]])
+
+
+# ----------------------------------------------------------------------------- public fitters
+
+
+def fit_lmm(formula: str, data: pd.DataFrame, *, reml: bool = False) -> LMMResult:
+    """Fit an lme4-style two-level model, ``y ~ x + cm(x) + (1 + x | g)``.
+
+    Parameters
+    ----------
+    formula : str
+        Model formula with one random-effects group (see
+        :func:`recipe_compiler.formula.build_design`).
+    data : pandas.DataFrame
+        Rows with a missing model variable are left out.
+    reml : bool, default False
+        Restricted maximum likelihood instead of maximum likelihood.
+
+    Returns
+    -------
+    LMMResult
+
+    Raises
+    ------
+    FormulaError
+        A formula that cannot be parsed or is not a two-level mixed model.
+    DataError
+        A formula column missing from ``data``, or data the model cannot be
+        fitted to (see :func:`fit_design`).
+    """
+    return fit_design(build_design(formula, data), reml=reml)
+
+
+def fit_design(design: Design, *, reml: bool = False) -> LMMResult:
+    """Fit a two-level linear mixed model given as design matrices.
+
+    Minimises lme4's profiled deviance (ML or REML) over ``theta`` by a
+    bounded truncated-Newton method with the analytic gradient, restarted from
+    a better point while the optimum found is a spurious one (see
+    :func:`_escape_point`).
+
+    Parameters
+    ----------
+    design : Design
+        Outcome, fixed and random design matrices and cluster codes.
+    reml : bool, default False
+        Restricted maximum likelihood instead of maximum likelihood.
+
+    Returns
+    -------
+    LMMResult
+        A fit on the boundary of the parameter space (a variance at 0, a
+        singular covariance matrix) is returned with ``boundary=True``.
+
+    Raises
+    ------
+    DataError
+        Empty or non-finite arrays, mismatched shapes, fewer than two clusters,
+        no more observations than fixed effects or than random effects, or a
+        rank-deficient fixed or random design.
+    """
+    _check_design(design)
+    cp = _cross_products(design)
+    q, p = cp.q, cp.p
+    _check_rank(cp.gram[q:q + p, q:q + p], design.X, design.x_names, "fixed-effects design X")
+    _check_rank(cp.gram[:q, :q], design.Z, design.z_names, "random-effects design Z")
+    res = _optimise(cp, reml)
+    return _result(design, cp, res.x, reml, converged=_converged(res))
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_design(design: Design) -> None:
+    """Raise a :class:`DataError` for a design the fitter cannot handle."""
+    y, X, Z, g = design.y, design.X, design.Z, design.groups
+    n = y.shape[0] if y.ndim == 1 else 0
+    if n == 0:
+        raise DataError(f"the design is empty or malformed: the outcome must be a non-empty "
+                        f"1-d array, got shape {y.shape}")
+    if X.ndim != 2 or Z.ndim != 2 or g.shape != (n,) or X.shape[0] != n or Z.shape[0] != n:
+        raise DataError(f"design arrays disagree: y {y.shape}, X {X.shape}, Z {Z.shape}, "
+                        f"groups {g.shape}; X and Z must be 2-d with one row per outcome value")
+    if X.shape[1] != len(design.x_names) or Z.shape[1] != len(design.z_names):
+        raise DataError("x_names/z_names must name every column of X/Z")
+    if X.shape[1] == 0:
+        raise DataError("the fixed-effects design has no column; include at least an intercept")
+    if Z.shape[1] == 0:
+        raise DataError("the random-effects design has no column; "
+                        "a mixed model needs at least a random intercept")
+    for name, a in (("outcome", y), ("X", X), ("Z", Z)):
+        if not np.isfinite(a).all():
+            raise DataError(f"{name} has NaN or infinite values; "
+                            "only finite values are valid (drop or impute missing rows)")
+    G = design.n_groups
+    valid = np.issubdtype(g.dtype, np.integer) and g.min() >= 0
+    counts = np.bincount(g, minlength=G) if valid else np.array([-1])
+    if counts.shape != (G,) or (counts == 0).any():
+        raise DataError(f"cluster codes must be 0..{G - 1} with every cluster present")
+    if G < 2:
+        raise DataError(f"grouping factor '{design.cluster}' has {G} cluster; "
+                        "a random-effects model needs at least 2 clusters")
+    if n <= X.shape[1]:
+        raise DataError(f"{n} observations for {X.shape[1]} fixed effects: "
+                        "a model needs more observations than fixed effects")
+    q = Z.shape[1]
+    if n <= q * G:
+        raise DataError(f"number of observations ({n}) <= number of random effects "
+                        f"({q} x {G} clusters = {q * G}): the random-effects parameters and "
+                        "the residual variance are unidentifiable; use fewer random slopes")
+
+
+def _check_rank(gram: np.ndarray, a: np.ndarray, names: tuple[str, ...], what: str) -> None:
+    """Raise a :class:`DataError` naming the aliased columns when ``a`` (with
+    cross-product matrix ``gram`` of its columns, up to column scaling) is rank
+    deficient."""
+    norms = np.sqrt(np.diag(gram))
+    if (norms == 0).any():
+        zero = [names[j] for j in np.flatnonzero(norms == 0)]
+        raise DataError(f"{what} has all-zero columns: {', '.join(zero)}")
+    eig = np.linalg.eigvalsh(gram / np.outer(norms, norms))
+    if eig[0] > _RANK_TOL * eig[-1]:
+        return
+    _, r, piv = linalg.qr(a / np.sqrt(np.einsum("ij,ij->j", a, a)), mode="economic",
+                          pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = min(int((diag > np.sqrt(_RANK_TOL) * diag[0]).sum()), a.shape[1] - 1)
+    aliased = [names[j] for j in piv[rank:]]
+    raise DataError(f"{what} is rank deficient (rank {rank} of {a.shape[1]} columns); "
+                    f"columns {', '.join(aliased)} are linear combinations of the others: "
+                    "drop them")
+
+
+# ----------------------------------------------------------------------------- profiled deviance
+
+
+@dataclass(frozen=True, eq=False)
+class _CrossProducts:
+    """Everything of the data a deviance evaluation needs.
+
+    ``Z`` is used divided by ``scale`` (its column root mean squares), which
+    conditions the optimisation; then ``Lambda = Lambda_scaled / scale[:, None]``.
+    """
+
+    zt_t: np.ndarray  # (G, q, q + p + 1): Z_c'[Z_c X_c y_c]
+    gram: np.ndarray  # (q + p + 1, q + p + 1): [Z X y]'[Z X y]
+    ztz_sum: np.ndarray  # (q, q): the Z'Z block of gram
+    wtw: np.ndarray  # (p + 1, p + 1): the [X y]'[X y] block of gram
+    scale: np.ndarray  # (q,)
+    tri: tuple[np.ndarray, np.ndarray]  # row and column of each theta element in Lambda
+    nobs: int
+    p: int
+    q: int
+
+
+def _cross_products(design: Design) -> _CrossProducts:
+    """Per-cluster and total cross-products of the (column-scaled) ``Z``, ``X`` and ``y``."""
+    Z = design.Z
+    n, q = Z.shape
+    scale = np.sqrt(np.einsum("ij,ij->j", Z, Z) / n)
+    scale[scale == 0] = 1.0  # an all-zero column, reported by _check_rank
+    W = np.column_stack([Z / scale, design.X, design.y])
+    gram = W.T @ W
+    if (np.diff(design.groups) < 0).any():
+        W = W[np.argsort(design.groups, kind="stable")]
+    counts = np.bincount(design.groups, minlength=design.n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    zt_t = np.add.reduceat(W[:, :q, None] * W[:, None, :], starts, axis=0)
+    cols, rows = np.triu_indices(q)  # the lower triangle of Lambda, column by column
+    return _CrossProducts(zt_t=zt_t, gram=gram, ztz_sum=gram[:q, :q], wtw=gram[q:, q:],
+                          scale=scale, tri=(rows, cols), nobs=n, p=design.X.shape[1], q=q)
+
+
+def _lambda(theta: np.ndarray, cp: _CrossProducts) -> np.ndarray:
+    """The (scaled) relative covariance factor with lower triangle ``theta``."""
+    lam = np.zeros((cp.q, cp.q))
+    lam[cp.tri] = theta
+    return lam
+
+
+def _factor_blocks(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cholesky factors of a stack of small positive-definite ``a_c`` and ``L_c^-1 b_c``.
+
+    One right-looking elimination of the rows of ``[a_c | b_c]``: row ``j`` is
+    divided by the square root of its pivot, then its outer product is taken
+    off the rows below.
+
+    Returns
+    -------
+    upper : ndarray, shape (G, q, q)
+        ``U_c = L_c'`` with ``a_c = L_c L_c'`` (upper triangles only).
+    solved : ndarray, shape (G, q, k)
+        ``L_c^-1 b_c``.
+    """
+    q = a.shape[-1]
+    aug = np.concatenate([a, b], axis=2)
+    for j in range(q):
+        aug[:, j, j:] /= np.sqrt(aug[:, j, j, None])
+        aug[:, j + 1:, j + 1:] -= aug[:, j, j + 1:q, None] * aug[:, j, None, j + 1:]
+    return np.triu(aug[:, :, :q]), aug[:, :, q:]
+
+
+@dataclass(frozen=True, eq=False)
+class _Profile:
+    """The profiled quantities at one (scaled) ``theta``."""
+
+    deviance: float
+    gradient: np.ndarray
+    m: np.ndarray  # (q, q): derivative of the deviance in Lambda Lambda'
+    beta: np.ndarray
+    pwrss: float
+    schur: np.ndarray  # (p + 1, p + 1): [X y]' V^-1 [X y]
+    upper: np.ndarray  # (G, q, q): U_c = L_c', A_c = L_c L_c'; the Cholesky factors
+    r_e: np.ndarray  # (G, q): L_c^-1 Lambda' Z_c'(y_c - X_c beta)
+
+
+def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
+    """Profiled deviance of lme4 (ML or REML) and its gradient in ``theta``.
+
+    With ``A_c = I + Lambda' Z_c'Z_c Lambda = L_c L_c'``, ``V_c = I + Z_c Lambda
+    Lambda' Z_c'`` (so ``|V_c| = |A_c|``, ``V_c^-1 = I - Z_c Lambda A_c^-1
+    Lambda' Z_c'``) and ``R_c = L_c^-1 Lambda' Z_c'[Z_c X_c y_c]``, the matrix
+    ``[X y]' V^-1 [X y] = [X y]'[X y] - sum_c R_c'R_c`` (restricted to its
+    ``X y`` block) gives ``H = X' V^-1 X``, ``beta`` and the penalised residual
+    sum of squares ``r2``. The deviance is ``sum log|A_c| + n (1 + log(2 pi r2 /
+    n))`` for ML and ``sum log|A_c| + log|H| + (n - p) (1 + log(2 pi r2 / (n -
+    p)))`` for REML. Its derivative in ``Lambda`` is ``2 M Lambda`` with ``M =
+    sum_c (P_c - (n / r2) w_c w_c' - [REML] Q_c H^-1 Q_c')``, where ``P_c =
+    Z_c'V_c^-1 Z_c``, ``Q_c = Z_c'V_c^-1 X_c`` and ``w_c = Z_c'V_c^-1 (y_c - X_c
+    beta)``, all of the form ``Z_c'[.] - R_Zc' R_c[.]``.
+    """
+    q, p = cp.q, cp.p
+    lam = _lambda(theta, cp)
+    lt_t = np.matmul(lam.T, cp.zt_t)
+    a = np.matmul(lt_t[:, :, :q], lam)
+    a.reshape(-1, q * q)[:, :: q + 1] += 1.0
+    upper, r = _factor_blocks(a, lt_t)
+    flat = r.reshape(-1, q + p + 1)
+    rr = flat.T @ flat
+    schur = cp.wtw - rr[q:, q:]
+    schur_low = np.linalg.cholesky(schur)
+    r2 = float(schur_low[p, p] ** 2)
+    beta = np.linalg.solve(schur[:p, :p], schur[:p, p])
+    resid = np.concatenate([np.zeros(q), -beta, [1.0]])  # [Z X y] resid = y - X beta
+    r_z = r[:, :, :q]
+    r_e = (flat @ resid).reshape(-1, q)
+    zt_e = (cp.zt_t.reshape(-1, q + p + 1) @ resid).reshape(-1, q)
+    w = zt_e - np.einsum("gki,gk->gi", r_z, r_e)
+    n_eff = cp.nobs - p if reml else cp.nobs
+    m = cp.ztz_sum - rr[:q, :q] - (n_eff / r2) * (w.T @ w)
+    logdet_a = 2.0 * np.log(upper.reshape(-1, q * q)[:, :: q + 1]).sum()
+    deviance = logdet_a + n_eff * (1.0 + np.log(2.0 * np.pi * r2 / n_eff))
+    if reml:
+        qx = cp.zt_t[:, :, q:q + p] - np.matmul(r_z.transpose(0, 2, 1), r[:, :, q:q + p])
+        qx_flat = qx.transpose(1, 0, 2).reshape(q, -1)
+        m -= (qx @ np.linalg.inv(schur[:p, :p])).transpose(1, 0, 2).reshape(q, -1) @ qx_flat.T
+        deviance += 2.0 * np.log(np.diagonal(schur_low)[:p]).sum()
+    return _Profile(deviance=float(deviance), gradient=(2.0 * m @ lam)[cp.tri], m=m, beta=beta,
+                    pwrss=r2, schur=schur, upper=upper, r_e=r_e)
+
+
+def _objective(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> tuple[float, np.ndarray]:
+    prof = _profile(theta, cp, reml)
+    return prof.deviance, prof.gradient
+
+
+def _optimise(cp: _CrossProducts, reml: bool) -> optimize.OptimizeResult:
+    """Minimise from :data:`_START`, restarting while the optimum is a spurious one."""
+    rows, cols = cp.tri
+    res = _minimise(np.where(rows == cols, _START, 0.0), cp, reml)
+    for _ in range(_MAX_RESTARTS):
+        theta = _escape_point(res, cp, reml)
+        if theta is None:
+            break
+        trial = _minimise(theta, cp, reml)
+        if trial.fun >= res.fun:
+            break
+        res = trial
+    return res
+
+
+def _minimise(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> optimize.OptimizeResult:
+    """Bounded truncated Newton (TNC) from ``theta``.
+
+    TNC's C code calls no BLAS, so it does not stall on the threads of a busy
+    machine as the tiny BLAS calls of L-BFGS-B can.
+    """
+    rows, cols = cp.tri
+    bounds = [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols, strict=True)]
+    return optimize.minimize(_objective, theta, args=(cp, reml), jac=True, method="TNC",
+                             bounds=bounds, options={"gtol": _GTOL, "maxfun": 2000})
+
+
+def _escape_point(res: optimize.OptimizeResult, cp: _CrossProducts,
+                  reml: bool) -> np.ndarray | None:
+    """A better ``theta`` to restart from when ``res.x`` is a spurious optimum, else None.
+
+    The optimiser stops where the gradient in the free elements of ``theta``
+    vanishes; two such points are not optima over covariance matrices ``Sigma
+    = Lambda Lambda'``:
+
+    * a zero diagonal ``Lambda_jj`` whose derivative ``2 sum_{k > j} M_jk
+      Lambda_kj`` is positive: negating column ``j`` leaves ``Sigma`` and the
+      deviance unchanged and makes that derivative negative;
+    * a derivative ``M`` of the deviance in ``Sigma`` with a negative eigenvalue
+      (a saddle, e.g. a zero column of ``Lambda``): ``Sigma + t v v'`` along its
+      eigenvector ``v`` lowers the deviance for small ``t``.
+    """
+    rows, cols = cp.tri
+    blocked = (rows == cols) & (res.x <= 0.0) & (res.jac > 0.0)
+    if blocked.any():
+        return np.where(np.isin(cols, cols[blocked]), -res.x, res.x)
+    eigval, eigvec = np.linalg.eigh(_profile(res.x, cp, reml).m)
+    if eigval[0] >= -_KKT_TOL:
+        return None
+    lam = _lambda(res.x, cp)
+    # a small ridge keeps Sigma + t step positive definite for the Cholesky factor
+    step = np.outer(eigvec[:, 0], eigvec[:, 0]) + 1e-6 * np.eye(cp.q)
+    for t in (1.0, 0.1, 0.01):
+        theta = np.linalg.cholesky(lam @ lam.T + t * step)[cp.tri]
+        if _profile(theta, cp, reml).deviance < res.fun:
+            return theta
+    return None
+
+
+def _converged(res: optimize.OptimizeResult) -> bool:
+    """Success, or a stop (e.g. a failed line search) with a small projected gradient."""
+    if res.success:
+        return True
+    free = (res.x > 0) | (res.jac < 0)
+    return bool(np.abs(res.jac * (1 + np.abs(res.x)))[free].max(initial=0.0) < 10 * _GTOL)
+
+
+# ----------------------------------------------------------------------------- result assembly
+
+
+def _result(design: Design, cp: _CrossProducts, theta_scaled: np.ndarray, reml: bool,
+            converged: bool) -> LMMResult:
+    prof = _profile(theta_scaled, cp, reml)
+    q, p, n = cp.q, cp.p, cp.nobs
+    rows, cols = cp.tri
+    lam_scaled = _lambda(theta_scaled, cp)
+    lam = lam_scaled / cp.scale[:, None]
+    theta = lam[cp.tri]
+    sigma2 = prof.pwrss / (n - p if reml else n)
+    cov_re = sigma2 * lam @ lam.T
+    vcov = sigma2 * np.linalg.inv(prof.schur[:p, :p])
+    # conditional modes b_c = Lambda L_c^-T L_c^-1 Lambda' Z_c'(y_c - X_c beta)
+    u = np.linalg.solve(prof.upper, prof.r_e[:, :, None])[:, :, 0]
+    xn, zn = pd.Index(design.x_names), pd.Index(design.z_names)
+    return LMMResult(
+        fixef=pd.Series(prof.beta, index=xn, name="estimate"),
+        se=pd.Series(np.sqrt(np.diag(vcov)), index=xn, name="std_error"),
+        vcov=pd.DataFrame(vcov, index=xn, columns=xn),
+        cov_re=pd.DataFrame(cov_re, index=zn, columns=zn),
+        sigma2=sigma2,
+        loglik=-0.5 * prof.deviance,
+        nobs=n,
+        ngroups=design.n_groups,
+        n_dropped=design.n_dropped,
+        reml=reml,
+        converged=converged,
+        boundary=bool((theta[rows == cols] < SINGULAR_TOL).any()),
+        theta=theta,
+        x_names=design.x_names,
+        z_names=design.z_names,
+        outcome=design.outcome,
+        cluster=design.cluster,
+        df_complete=n - (p + q * (q + 1) // 2 + 1),
+        random_effects=pd.DataFrame(u @ lam_scaled.T / cp.scale,
+                                    index=pd.Index(design.group_labels, name=design.cluster),
+                                    columns=zn),
+    )

@@ -1,0 +1,228 @@
+"""``compile``: formula + data + options -> :class:`~recipe_compiler.plan.Plan`.
+
+The pipeline: parse (model/parse.py) -> schema of the model's columns (data/schema.py)
+-> recipe passes per target (level1.py, level2.py) -> derived variables and their DAG
+(graph.py) -> the frozen plan.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..data.schema import check_frame, infer_schema
+from ..errors import DataError, FormulaError, OptionError, one_of, suggest
+from ..model.parse import check_columns, parse_formula
+from ..model.spec import Factor, ModelSpec, Term
+from ..plan import Cell, Derived, Plan, Role, Variable
+from . import Context, Entry, check_model, level1_row, level2_row
+from .graph import visit_sequence
+from .options import (
+    LEVEL1_METHODS,
+    LEVEL2_METHODS,
+    SINGLE_METHODS,
+    make_options,
+)
+
+__all__ = ["compile_plan"]
+
+
+def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) -> Plan:
+    """Compile the imputation model implied by a mixed model (FIMD Tables 7.5, 7.6).
+
+    Parameters
+    ----------
+    model : str or ModelSpec
+        The analysis model, lme4 style: ``"lpo ~ iqv*sex + cm(iqv)*den + (1 + iqv | sch)"``.
+    data : pandas.DataFrame
+        The incomplete data; levels and kinds of the columns are inferred from it.
+    **options
+        ``interactions`` ("implied" | "all_pairwise"), ``centering`` ("none" |
+        "cluster"), ``random_slopes`` ("include" | "means_only"), ``auxiliary``
+        (list of columns), ``methods`` ({column: method}).
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    RecipeError
+        FormulaError, DataError or OptionError, naming what is wrong.
+    """
+    opts = make_options(**options)
+    if not isinstance(model, (str, ModelSpec)):
+        raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
+                           f"ModelSpec, got {type(model).__name__}")
+    spec = parse_formula(model) if isinstance(model, str) else model
+    if spec.random is None and opts.centering == "cluster":
+        raise OptionError("centering='cluster' needs clusters, but the formula has no random "
+                          "part such as (1 | cluster); use centering='none'")
+    check_frame(data)
+    check_columns(spec, data)
+    for aux in opts.auxiliary:
+        if aux not in data.columns:
+            raise DataError(f"auxiliary column '{aux}' is not in the data; "
+                            f"{suggest(aux, map(str, data.columns))}")
+        if aux == spec.cluster:
+            raise OptionError(f"auxiliary column '{aux}' is the cluster variable, which every "
+                              "imputation model already uses (code -2)")
+    cats = {f.column for t in spec.terms for f in t.factors if f.kind == "cat"}
+    columns = [c for c in (*spec.columns, *opts.auxiliary) if c != spec.cluster]
+    schema = infer_schema(data, columns, spec.cluster, categorical=cats)
+    for info in schema.columns:
+        if info.n_missing and info.n_observed < 2:
+            raise DataError(f"column '{info.name}' has {info.n_missing} missing values and only "
+                            f"{info.n_observed} observed value; at least 2 observed values are "
+                            "needed to impute it (drop it from the model or supply more data)")
+        if info.n_missing and info.level == 2 and spec.cluster is not None:
+            seen = data.loc[data[info.name].notna(), spec.cluster].nunique()
+            if seen < 2:
+                raise DataError(f"column '{info.name}' is a level-2 variable observed in only "
+                                f"{seen} cluster of '{spec.cluster}'; at least 2 clusters with "
+                                "an observed value are needed to impute it (drop it from the "
+                                "model or supply more data)")
+    ctx = Context(spec, schema, opts)
+    check_model(ctx)
+    rows = _rows(ctx)
+    methods = _methods(ctx, data)
+    return _assemble(ctx, rows, methods)
+
+
+def _rows(ctx: Context) -> dict[str, list[Entry]]:
+    two_level = ctx.spec.random is not None
+    l1_targets = [t for t in ctx.targets if not two_level or ctx.level(t) == 1]
+    rows = {t: level1_row(ctx, t) for t in l1_targets}
+    if not two_level:
+        rows = {t: [_single_level(e) for e in es] for t, es in rows.items()}
+    products = [e.predictor for es in rows.values() for e in es
+                if e.code and e.predictor.degree > 1]
+    if not products:
+        products = [ctx.center(t) for t in ctx.spec.terms if t.degree > 1]
+    for t in ctx.targets:
+        if t not in rows:
+            rows[t] = level2_row(ctx, t, list(dict.fromkeys(products)))
+    return rows
+
+
+def _single_level(e: Entry) -> Entry:
+    """Without clusters there are no cluster means: codes 3 and 4 become 1."""
+    if e.code in (3, 4):
+        return Entry(e.predictor, 1, e.step.replace(" + cluster mean", ""), e.reason)
+    return e
+
+
+def _methods(ctx: Context, data: pd.DataFrame) -> dict[str, str]:
+    overrides = ctx.options.method_overrides
+    for column in overrides:
+        if column not in ctx.targets:
+            raise OptionError(f"methods: '{column}' is not an incomplete model column; "
+                              f"targets are {', '.join(ctx.targets) or '(none)'}")
+    out = {}
+    valid: tuple[str, ...]
+    for t in ctx.targets:
+        info = ctx.schema[t]
+        if ctx.spec.random is None:
+            valid = SINGLE_METHODS
+            default = ("pmm" if t not in ctx.categorical else
+                       "logreg" if info.kind == "binary" else "polyreg")
+        elif info.level == 2:
+            valid = LEVEL2_METHODS
+            default = "2lonly.polyreg" if t in ctx.categorical else "2lonly.pmm"
+        else:
+            valid = LEVEL1_METHODS
+            default = "2l.bin" if t in ctx.categorical and info.kind == "binary" else "2l.pmm"
+            if t in ctx.categorical and info.kind != "binary" and t not in overrides:
+                written = any(f.kind == "cat" and f.column == t
+                              for term in ctx.spec.terms for f in term.factors)
+                fix = (f"write '{t}' instead of 'C({t})' to impute it as a number with 2l.pmm"
+                       if written else
+                       f"it is categorical because of its dtype ({data[t].dtype}); convert it "
+                       f"to numbers (e.g. pd.to_numeric) to impute it with 2l.pmm, or pass "
+                       f"methods={{'{t}': '2l.pmm'}} to impute its category codes")
+                raise OptionError(
+                    f"'{t}' is a categorical level-1 target with {len(info.categories)} "
+                    f"categories; there is no two-level method for it yet: {fix}")
+        method = overrides.get(t, default)
+        if method not in valid:
+            raise one_of(f"methods[{t!r}] (a level-{info.level} target)", method, valid)
+        out[t] = method
+    return out
+
+
+def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str]) -> Plan:
+    derived: dict[str, Derived] = {}
+    cells: list[Cell] = []
+    cluster = ctx.spec.cluster
+    for target, entries in rows.items():
+        if cluster:
+            cells.append(Cell(target, cluster, -2, "7.5.9 / 7.6.8 cluster variable",
+                              "cluster variable of the analysis model"))
+        for e in entries:
+            name = _declare(ctx, e.predictor, derived) if e.code else e.predictor.name
+            cells.append(Cell(target, name, e.code, e.step, e.reason))
+    for d in derived.values():
+        if d.op == "cm" and cluster:
+            cells.append(Cell(d.name, cluster, -2, "2l.groupmean", "cluster variable"))
+            cells.append(Cell(d.name, d.parents[0], 1, "2l.groupmean",
+                              f"cluster mean of {d.parents[0]}"))
+    variables = [Variable(cluster, "cluster", 2, "cluster")] if cluster else []
+    for c in ctx.measured:
+        info = ctx.schema[c]
+        role: Role = "target" if c in ctx.targets else "covariate"
+        variables.append(Variable(c, role, info.level, info.kind, info.n_missing))
+    target_rank = {t: i for i, t in enumerate(ctx.targets)}
+    variables.sort(key=lambda v: (v.role != "cluster", target_rank.get(v.name, len(target_rank))
+                                  if v.role == "target" else len(target_rank)))
+    for d in derived.values():
+        level = _level(ctx, d.name, derived)
+        variables.append(Variable(d.name, "derived", level, "derived"))
+    parents = {d.name: d.parents for d in derived.values()}
+    visit = visit_sequence(ctx.targets, parents, list(derived))
+    table = [(t, m) for t, m in methods.items()] + [(d.name, d.method) for d in derived.values()]
+    return Plan(formula=ctx.spec.formula, options=ctx.options, cluster=cluster,
+                variables=tuple(variables), method_table=tuple(table), cells=tuple(cells),
+                derived_defs=tuple(derived.values()), visit=visit)
+
+
+def _level(ctx: Context, name: str, derived: dict[str, Derived]) -> int:
+    if name in derived:
+        d = derived[name]
+        if d.op == "cm":
+            return 2
+        return 2 if all(_level(ctx, p, derived) == 2 for p in d.parents) else 1
+    return ctx.level(name)
+
+
+def _declare(ctx: Context, t: Term, derived: dict[str, Derived]) -> str:
+    """The plan variable holding term ``t``, declaring it and its ancestors if derived."""
+    t = ctx.canonical(t)
+    if t.degree == 1:
+        return _declare_factor(t.factors[0], derived)
+    parents = tuple(_declare_factor(f, derived) for f in t.factors)
+    if t.name not in derived:
+        derived[t.name] = Derived(t.name, "product", parents)
+    return t.name
+
+
+def _declare_factor(f: Factor, derived: dict[str, Derived]) -> str:
+    if f.kind == "var":
+        return f.column
+    if f.name in derived:
+        return f.name
+    if f.kind in ("cm", "cwc"):  # of a column, or of one dummy column of a categorical one
+        base = _declare_factor(Factor("dummy", f.column, level=f.level) if f.level
+                               else Factor("var", f.column), derived)
+        if f.kind == "cm":
+            d = Derived(f.name, "cm", (base,))
+        else:
+            mean = _declare_factor(Factor("cm", f.column, level=f.level), derived)
+            d = Derived(f.name, "cwc", (base, mean))
+    elif f.kind == "dummy":
+        d = Derived(f.name, "dummy", (f.column,), f.level)
+    elif f.kind == "expr":
+        d = Derived(f.name, "expr", f.columns, f.column)
+    else:
+        raise AssertionError(f"factor {f.name} should have been expanded to dummies")
+    derived[f.name] = d
+    return f.name
+

@@ -13,16 +13,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .compiler.codes import CODES
+from .compiler.methods import GROUPMEAN, PASSIVE
 from .compiler.options import Options
 from .errors import PlanError, suggest
 
 Role = Literal["cluster", "target", "covariate", "derived"]
 DerivedOp = Literal["cm", "cwc", "product", "dummy", "expr"]
 
-#: mice's predictor-matrix codes and what they mean.
-CODES = {-2: "cluster variable", 0: "not used", 1: "fixed effect",
-         2: "fixed + random effect", 3: "fixed effect + cluster mean",
-         4: "fixed effect + cluster mean + random slope"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Derived:
     @property
     def method(self) -> str:
         """mice method: ``2l.groupmean`` for cluster means, else ``passive``."""
-        return "2l.groupmean" if self.op == "cm" else "passive"
+        return GROUPMEAN if self.op == "cm" else PASSIVE
 
     @property
     def expression(self) -> str:

@@ -31,7 +31,8 @@ import pytest
 
 import recipe_compiler as rc
 from recipe_compiler.compiler.options import LEVEL1_METHODS, METHODS
-from recipe_compiler.runtime import chains, gibbs
+from recipe_compiler.runtime import chains
+from recipe_compiler.runtime.samplers import normal_2l
 
 FORMULA = "y ~ x + b + z + (1 | g)"
 Case = Callable[[pd.DataFrame], tuple[Any, Any, dict[str, Any]]]
@@ -379,7 +380,7 @@ def test_the_data_are_untouched_when_a_chain_fails(frame: pd.DataFrame,
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise rc.SamplerError("imputing 'y': broken on purpose")
 
-    monkeypatch.setattr(gibbs, "draw_2l", broken)
+    monkeypatch.setattr(normal_2l, "draw_2l", broken)
     with pytest.raises(rc.SamplerError, match="broken on purpose"):
         rc.impute(frame, FORMULA, m=2, maxit=2, seed=1)
     pd.testing.assert_frame_equal(frame, before)
@@ -409,7 +410,7 @@ def test_a_failing_chain_cancels_the_chains_not_yet_started(
 def _interrupt_on_third_call(monkeypatch: pytest.MonkeyPatch, log: Path | None = None,
                              delay: float = 0.0) -> None:
     """``draw_2l`` raises KeyboardInterrupt on its 3rd call (per process); logs the pid."""
-    real = gibbs.draw_2l
+    real = normal_2l.draw_2l
     calls = [0]
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
@@ -422,7 +423,7 @@ def _interrupt_on_third_call(monkeypatch: pytest.MonkeyPatch, log: Path | None =
         time.sleep(delay)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gibbs, "draw_2l", interrupted)
+    monkeypatch.setattr(normal_2l, "draw_2l", interrupted)
 
 
 def _alive(pid: int) -> bool:
@@ -470,7 +471,7 @@ def test_keyboard_interrupt_in_the_parent_stops_the_workers(
         frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Ctrl-C while waiting for slow chains: the running workers are terminated."""
     log = tmp_path / "pids"
-    real = gibbs.draw_2l
+    real = normal_2l.draw_2l
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         with open(log, "a") as fh:
@@ -478,7 +479,7 @@ def test_keyboard_interrupt_in_the_parent_stops_the_workers(
         time.sleep(0.05)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(gibbs, "draw_2l", slow)
+    monkeypatch.setattr(normal_2l, "draw_2l", slow)
 
     def interrupt(signum: int, stack: Any) -> None:
         raise KeyboardInterrupt

@@ -10,18 +10,14 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data.schema import check_frame, infer_schema
-from ..errors import DataError, FormulaError, OptionError, one_of, suggest
+from ..errors import DataError, FormulaError, OptionError, suggest
 from ..model.parse import check_columns, parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..plan import Cell, Derived, Plan, Role, Variable
 from . import Context, Entry, check_model, level1_row, level2_row
 from .graph import visit_sequence
-from .options import (
-    LEVEL1_METHODS,
-    LEVEL2_METHODS,
-    SINGLE_METHODS,
-    make_options,
-)
+from .methods import GROUPMEAN, check_method, default_method, target_kind, target_scope
+from .options import make_options
 
 __all__ = ["compile_plan"]
 
@@ -112,40 +108,34 @@ def _single_level(e: Entry) -> Entry:
 
 
 def _methods(ctx: Context, data: pd.DataFrame) -> dict[str, str]:
+    """Each target's method: the override, else the method table's default for its kind."""
     overrides = ctx.options.method_overrides
     for column in overrides:
         if column not in ctx.targets:
             raise OptionError(f"methods: '{column}' is not an incomplete model column; "
                               f"targets are {', '.join(ctx.targets) or '(none)'}")
     out = {}
-    valid: tuple[str, ...]
     for t in ctx.targets:
         info = ctx.schema[t]
-        if ctx.spec.random is None:
-            valid = SINGLE_METHODS
-            default = ("pmm" if t not in ctx.categorical else
-                       "logreg" if info.kind == "binary" else "polyreg")
-        elif info.level == 2:
-            valid = LEVEL2_METHODS
-            default = "2lonly.polyreg" if t in ctx.categorical else "2lonly.pmm"
-        else:
-            valid = LEVEL1_METHODS
-            default = "2l.bin" if t in ctx.categorical and info.kind == "binary" else "2l.pmm"
-            if t in ctx.categorical and info.kind != "binary" and t not in overrides:
-                written = any(f.kind == "cat" and f.column == t
-                              for term in ctx.spec.terms for f in term.factors)
-                fix = (f"write '{t}' instead of 'C({t})' to impute it as a number with 2l.pmm"
-                       if written else
-                       f"it is categorical because of its dtype ({data[t].dtype}); convert it "
-                       f"to numbers (e.g. pd.to_numeric) to impute it with 2l.pmm, or pass "
-                       f"methods={{'{t}': '2l.pmm'}} to impute its category codes")
-                raise OptionError(
-                    f"'{t}' is a categorical level-1 target with {len(info.categories)} "
-                    f"categories; there is no two-level method for it yet: {fix}")
-        method = overrides.get(t, default)
-        if method not in valid:
-            raise one_of(f"methods[{t!r}] (a level-{info.level} target)", method, valid)
-        out[t] = method
+        scope = target_scope(ctx.spec.random is not None, info.level)
+        kind = target_kind(t in ctx.categorical, len(info.categories))
+        if t in overrides:
+            out[t] = check_method(overrides[t], scope,
+                                  f"methods[{t!r}] (a level-{info.level} target)").name
+            continue
+        default = default_method(scope, kind)
+        if default is None:
+            written = any(f.kind == "cat" and f.column == t
+                          for term in ctx.spec.terms for f in term.factors)
+            fix = (f"write '{t}' instead of 'C({t})' to impute it as a number with 2l.pmm"
+                   if written else
+                   f"it is categorical because of its dtype ({data[t].dtype}); convert it "
+                   f"to numbers (e.g. pd.to_numeric) to impute it with 2l.pmm, or pass "
+                   f"methods={{'{t}': '2l.pmm'}} to impute its category codes")
+            raise OptionError(
+                f"'{t}' is a categorical level-1 target with {len(info.categories)} "
+                f"categories; there is no two-level method for it yet: {fix}")
+        out[t] = default
     return out
 
 
@@ -162,8 +152,8 @@ def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str
             cells.append(Cell(target, name, e.code, e.step, e.reason))
     for d in derived.values():
         if d.op == "cm" and cluster:
-            cells.append(Cell(d.name, cluster, -2, "2l.groupmean", "cluster variable"))
-            cells.append(Cell(d.name, d.parents[0], 1, "2l.groupmean",
+            cells.append(Cell(d.name, cluster, -2, GROUPMEAN, "cluster variable"))
+            cells.append(Cell(d.name, d.parents[0], 1, GROUPMEAN,
                               f"cluster mean of {d.parents[0]}"))
     variables = [Variable(cluster, "cluster", 2, "cluster")] if cluster else []
     for c in ctx.measured:

@@ -11,21 +11,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import OptionError, one_of
+from .methods import DERIVED_METHODS, LEVEL1_METHODS, LEVEL2_METHODS, METHODS, SINGLE_METHODS
 
 INTERACTIONS = ("implied", "all_pairwise")
 CENTERING = ("none", "cluster")
 RANDOM_SLOPES = ("include", "means_only")
 
-#: Methods for level-1 targets of a two-level model.
-LEVEL1_METHODS = ("2l.pmm", "2l.norm", "2l.bin")
-#: Methods for level-2 targets.
-LEVEL2_METHODS = ("2lonly.pmm", "2lonly.norm", "2lonly.polyreg")
-#: Methods for single-level data (a formula without a random part).
-SINGLE_METHODS = ("pmm", "norm", "logreg", "polyreg")
-#: Methods of derived (never imputed) variables.
-DERIVED_METHODS = ("2l.groupmean", "passive")
-#: Every method name a plan may hold; ``""`` means "not imputed".
-METHODS = (*LEVEL1_METHODS, *LEVEL2_METHODS, *SINGLE_METHODS, *DERIVED_METHODS)
+__all__ = ["CENTERING", "DERIVED_METHODS", "INTERACTIONS", "LEVEL1_METHODS", "LEVEL2_METHODS",
+           "METHODS", "RANDOM_SLOPES", "SINGLE_METHODS", "Options", "make_options"]
 
 _KEYS = ("interactions", "centering", "random_slopes", "auxiliary", "methods")
 

@@ -1,98 +1,149 @@
-"""Cluster aggregation helpers: sizes, sums, means and cross-products per cluster.
+"""Cluster membership of the rows, and aggregation over clusters.
+
+:class:`Grouping` owns the integer cluster codes of one grouping factor and
+everything computed from them (sizes, sums, means, per-cluster
+cross-products, the level of a column). It is what the package passes around
+instead of a ``(groups, n_groups)`` pair; a second grouping factor (classes in
+schools, crossed raters and items) is a second :class:`Grouping`.
 
 1-D sums go through :func:`numpy.bincount`; 2-D sums and per-cluster
 cross-products through one product with a sparse cluster-membership matrix,
-which beats a ``bincount`` per column from a handful of columns on (the
-two-level samplers need cross-products of many columns). There is no Python
-loop over rows, clusters or columns. Cluster codes are ints in
-``0 .. n_groups - 1``; clusters without rows get sums and means of zero, never
-NaN.
+which beats a ``bincount`` per column from a handful of columns on. There is
+no Python loop over rows, clusters or columns. Clusters without rows get sums
+and means of zero, never NaN.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
+import pandas as pd
 from scipy.sparse import csc_matrix
 
+from ..errors import DataError, suggest
 
-def group_sizes(groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Number of rows in each cluster.
 
-    Parameters
+@dataclass(frozen=True, eq=False)
+class Grouping:
+    """Integer cluster codes ``0 .. n - 1`` of every row.
+
+    Attributes
     ----------
-    groups : ndarray of int, shape (n,)
-        Cluster codes in ``0 .. n_groups - 1``.
-    n_groups : int
-        Number of clusters ``G``.
-
-    Returns
-    -------
-    ndarray of int, shape (G,)
+    codes : ndarray of int, shape (n_rows,)
+    n : int
+        Number of clusters.
+    name : str or None
+        The grouping column (``None``: single-level data, one cluster).
+    labels : tuple
+        The cluster labels in code order (empty for single-level data).
     """
-    return np.bincount(groups, minlength=n_groups)
 
+    codes: np.ndarray
+    n: int
+    name: str | None = None
+    labels: tuple[object, ...] = ()
 
-def cluster_sums(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum of ``x`` over the rows of each cluster.
+    @classmethod
+    def single(cls, n_rows: int) -> Grouping:
+        """Every row in one cluster (single-level data)."""
+        return cls(codes=np.zeros(n_rows, dtype=np.intp), n=1)
 
-    Parameters
-    ----------
-    x : ndarray, shape (n,) or (n, k)
-    groups : ndarray of int, shape (n,)
-    n_groups : int
+    @classmethod
+    def from_column(cls, data: pd.DataFrame, column: str, *, min_clusters: int = 2) -> Grouping:
+        """Codes of a complete grouping column, clusters in sorted label order.
 
-    Returns
-    -------
-    ndarray, shape (G,) or (G, k)
-        Zero for clusters without rows.
-    """
-    if x.ndim == 1:
-        return np.bincount(groups, weights=x, minlength=n_groups)
-    return cluster_crossprod(np.ones((len(groups), 1)), x, groups, n_groups)[:, 0, :]
+        Raises
+        ------
+        DataError
+            The column is not in the data, has missing values, or has fewer than
+            ``min_clusters`` clusters.
+        """
+        if column not in data.columns:
+            raise DataError(f"cluster variable '{column}' is not in the data; "
+                            f"{suggest(column, map(str, data.columns))}")
+        g = data[column]
+        n_missing = int(g.isna().sum())
+        if n_missing:
+            raise DataError(f"cluster variable '{column}' has {n_missing} missing values; it "
+                            "must be complete (drop those rows or give them a cluster)")
+        codes, labels = pd.factorize(g, sort=True)
+        if len(labels) < min_clusters:
+            raise DataError(f"cluster variable '{column}' has a single cluster; a two-level model "
+                            "needs at least 2 clusters (drop the random part for single-level "
+                            "data)")
+        return cls(codes=np.asarray(codes, dtype=np.intp), n=len(labels), name=column,
+                   labels=tuple(labels))
 
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return len(self.codes)
 
-def cluster_means(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of ``x`` over the rows of each cluster.
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        """Number of rows in each cluster, shape (n,)."""
+        return np.bincount(self.codes, minlength=self.n)
 
-    Parameters
-    ----------
-    x : ndarray, shape (n,) or (n, k)
-    groups : ndarray of int, shape (n,)
-    n_groups : int
+    def count(self, rows: np.ndarray) -> np.ndarray:
+        """Number of selected rows (boolean mask) in each cluster, shape (n,)."""
+        return np.bincount(self.codes[rows], minlength=self.n)
 
-    Returns
-    -------
-    ndarray, shape (G,) or (G, k)
-        Zero (not NaN) for clusters without rows.
-    """
-    sizes = group_sizes(groups, n_groups).astype(float)
-    inverse = np.divide(1.0, sizes, out=np.zeros_like(sizes), where=sizes > 0)
-    sums = cluster_sums(x, groups, n_groups)
-    return sums * inverse if x.ndim == 1 else sums * inverse[:, None]
+    def sums(self, x: np.ndarray) -> np.ndarray:
+        """Sum of ``x`` (shape (n_rows,) or (n_rows, k)) over each cluster's rows."""
+        if x.ndim == 1:
+            return np.bincount(self.codes, weights=x, minlength=self.n)
+        return self.crossprod(np.ones((self.n_rows, 1)), x)[:, 0, :]
 
+    def means(self, x: np.ndarray) -> np.ndarray:
+        """Mean of ``x`` over each cluster's rows; zero (not NaN) for empty clusters."""
+        sizes = self.sizes.astype(float)
+        inverse = np.divide(1.0, sizes, out=np.zeros_like(sizes), where=sizes > 0)
+        sums = self.sums(x)
+        return sums * inverse if x.ndim == 1 else sums * inverse[:, None]
 
-def cluster_crossprod(a: np.ndarray, b: np.ndarray, groups: np.ndarray,
-                      n_groups: int) -> np.ndarray:
-    """Per-cluster cross-products ``A_c' B_c``.
+    def observed_means(self, x: np.ndarray) -> np.ndarray:
+        """Mean of the non-NaN values of ``x`` (1-D) per cluster; NaN where none is observed."""
+        seen = ~np.isnan(x)
+        sums = np.bincount(self.codes[seen], weights=x[seen], minlength=self.n)
+        counts = self.count(seen)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / counts, np.nan)
 
-    One sparse product: the ``(G * qa, n)`` matrix holding ``a[i, j]`` in row
-    ``groups[i] * qa + j`` times ``b``; no ``(n, qa, qb)`` temporary.
+    def expand(self, per_cluster: np.ndarray) -> np.ndarray:
+        """Per-cluster values (shape (n, ...)) broadcast to the rows."""
+        return per_cluster[self.codes]
 
-    Parameters
-    ----------
-    a : ndarray, shape (n, qa)
+    def crossprod(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-cluster cross-products ``A_c' B_c``, shape (n, qa, qb).
+
+        One sparse product: the ``(n * qa, n_rows)`` matrix holding ``a[i, j]`` in
+        row ``codes[i] * qa + j`` times ``b``; no ``(n_rows, qa, qb)`` temporary.
         Weighted cross-products ``A_c' W_c B_c`` follow by passing ``W a``.
-    b : ndarray, shape (n, qb)
-    groups : ndarray of int, shape (n,)
-    n_groups : int
-
-    Returns
-    -------
-    ndarray, shape (G, qa, qb)
         Zero matrices for clusters without rows.
-    """
-    n, qa = a.shape
-    rows = (groups[:, None] * qa + np.arange(qa)).ravel()
-    spread = csc_matrix((a.ravel(), rows, np.arange(0, n * qa + 1, qa)),
-                        shape=(n_groups * qa, n))
-    return np.asarray(spread @ b).reshape(n_groups, qa, b.shape[1])
+        """
+        n_rows, qa = a.shape
+        rows = (self.codes[:, None] * qa + np.arange(qa)).ravel()
+        spread = csc_matrix((a.ravel(), rows, np.arange(0, n_rows * qa + 1, qa)),
+                            shape=(self.n * qa, n_rows))
+        return np.asarray(spread @ b).reshape(self.n, qa, b.shape[1])
+
+    def subset(self, rows: np.ndarray) -> Grouping:
+        """The grouping of the selected rows (a boolean mask or indices); same clusters."""
+        return Grouping(codes=self.codes[rows], n=self.n, name=self.name, labels=self.labels)
+
+    def constant_within(self, x: pd.Series | np.ndarray, observed: np.ndarray) -> bool:
+        """True if ``x`` takes one value within every cluster (over its observed values)."""
+        values = pd.factorize(np.asarray(x) if not isinstance(x, pd.Series) else x)[0]
+        g, v = self.codes[observed], values[observed]
+        lo = np.full(self.n, np.iinfo(np.int64).max)
+        hi = np.full(self.n, -1)
+        np.minimum.at(lo, g, v)
+        np.maximum.at(hi, g, v)
+        seen = hi >= 0
+        return bool(np.all(lo[seen] == hi[seen]))
+
+    def level(self, x: pd.Series | np.ndarray, observed: np.ndarray) -> int:
+        """2 if ``x`` is constant within every cluster (over observed values), else 1."""
+        return 2 if self.name is not None and self.constant_within(x, observed) else 1

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.grouping import cluster_means
-from ..errors import SamplerError
+from ..compiler.codes import Code
+from ..compiler.methods import method
+from ..data.grouping import Grouping
 from .passive import compute
 from .problem import Problem
-from .samplers.logit_2l import draw_2l_bin
-from .samplers.normal_2l import draw_2l
-from .samplers.single import draw_logreg, draw_norm, draw_pmm, draw_polyreg
+from .samplers import Target, get_sampler
 
 
 @dataclass
@@ -99,8 +98,8 @@ def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors:
             continue  # recomputed right after each update of an ancestor
         update(problem, state, name, rng, donors)
         for d in problem.descendants.get(name, ()):
-            state.values[d] = compute(derived[d], state.values, problem.groups,
-                                      problem.n_groups, problem.categories)
+            state.values[d] = compute(derived[d], state.values, problem.grouping,
+                                      problem.categories)
 
 
 def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -110,24 +109,25 @@ def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.n
     has any (else from all observed values); level-2 targets take their cluster's
     observed value where a cluster has one, else an observed cluster's value.
     """
-    plan, g, n_groups = problem.plan, problem.groups, problem.n_groups
+    plan, grouping = problem.plan, problem.grouping
     values = {name: col.copy() for name, col in problem.columns.items()}
     for t in plan.targets:
         obs = problem.observed[t]
-        if plan.cluster is not None and plan.variable(t).level == 2:
-            values[t] = _fill_level2(values[t], obs, g, n_groups, rng)
+        if method(problem.methods[t]).scope == "level2":
+            values[t] = _fill_level2(values[t], obs, grouping, rng)
         else:
-            values[t] = _fill_level1(values[t], obs, g, n_groups, rng)
+            values[t] = _fill_level1(values[t], obs, grouping, rng)
     derived = plan.derived
     for name in problem.derived_order:
-        values[name] = compute(derived[name], values, g, n_groups, problem.categories)
+        values[name] = compute(derived[name], values, grouping, problem.categories)
     return values
 
 
-def _fill_level1(y: np.ndarray, obs: np.ndarray, g: np.ndarray, n_groups: int,
+def _fill_level1(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
                  rng: np.random.Generator) -> np.ndarray:
+    g = grouping.codes
     order = np.flatnonzero(obs)[np.argsort(g[obs], kind="stable")]
-    counts = np.bincount(g[obs], minlength=n_groups)
+    counts = grouping.count(obs)
     starts = np.cumsum(counts) - counts
     miss = np.flatnonzero(~obs)
     c = counts[g[miss]]
@@ -138,10 +138,11 @@ def _fill_level1(y: np.ndarray, obs: np.ndarray, g: np.ndarray, n_groups: int,
     return out
 
 
-def _fill_level2(y: np.ndarray, obs: np.ndarray, g: np.ndarray, n_groups: int,
+def _fill_level2(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
                  rng: np.random.Generator) -> np.ndarray:
-    seen = np.bincount(g[obs], minlength=n_groups) > 0
-    value = np.full(n_groups, np.nan)
+    g = grouping.codes
+    seen = grouping.count(obs) > 0
+    value = np.full(grouping.n, np.nan)
     value[g[obs]] = y[obs]
     donors = np.flatnonzero(seen)
     missing = np.flatnonzero(~seen)
@@ -153,60 +154,52 @@ def _fill_level2(y: np.ndarray, obs: np.ndarray, g: np.ndarray, n_groups: int,
 
 def update(problem: Problem, state: ChainState, name: str, rng: np.random.Generator,
            donors: int) -> None:
-    """One visit of target ``name``: draw new values for its missing rows."""
-    method = problem.methods[name]
-    values, obs, g, G = state.values, problem.observed[name], problem.groups, problem.n_groups
+    """One visit of target ``name``: its method's sampler draws its missing rows.
+
+    The method's scope decides what the sampler sees: for ``level2`` one row
+    per cluster (the cluster's own observed value, predictors aggregated to
+    cluster means), for ``level1`` the rows with the predictors' cluster means
+    (codes 3, 4) and a random design (codes 2, 4), for ``single`` the rows.
+    """
+    row = method(problem.methods[name], f"methods[{name!r}]")
+    sampler = get_sampler(row.sampler, row.name)
+    values, obs, grouping = state.values, problem.observed[name], problem.grouping
     preds = problem.predictors[name]
-    if method.startswith("2lonly."):
+    n_categories = len(problem.categories.get(name, ()))
+    if row.scope == "level2":
         # The cluster's own (observed, constant) value, exactly: a mean of equal floats need
         # not equal them bitwise, and pmm must donate observed values (polyreg: codes).
+        G = grouping.n
         rows = np.flatnonzero(obs)
         yc = np.zeros(G)
-        yc[g[rows]] = values[name][rows]
-        obs_c = np.bincount(g[obs], minlength=G) > 0
-        Xc = np.column_stack([np.ones(G)] + [cluster_means(values[p], g, G) for p, _ in preds])
-        new = _single(method.removeprefix("2lonly."), yc, obs_c, Xc, rng, donors, name,
-                      len(problem.categories.get(name, ())))
+        yc[grouping.codes[rows]] = values[name][rows]
+        obs_c = grouping.count(obs) > 0
+        Xc = np.column_stack([np.ones(G)] + [grouping.means(values[p]) for p, _ in preds])
+        clusters = Grouping(codes=np.arange(G), n=G)
+        target = Target(name, yc, obs_c, Xc, None, clusters, n_categories, donors)
+        new, state.samplers[name] = sampler(target, rng, state.samplers.get(name))
         full = yc.copy()
         full[~obs_c] = new
-        values[name] = np.where(obs, values[name], full[g])
+        values[name] = np.where(obs, values[name], grouping.expand(full))
         return
-    if method.startswith("2l."):
-        X = np.column_stack([np.ones(problem.n)] + [col for p, c in preds
-                                                     for col in _fixed(values[p], c, g, G)])
-        Z = np.column_stack([np.ones(problem.n)] + [values[p] for p, c in preds if c in (2, 4)])
-        if method == "2l.bin":
-            new, state.samplers[name] = draw_2l_bin(values[name], obs, X, Z, g, G, rng,
-                                                    state.samplers.get(name),  # type: ignore[arg-type]
-                                                    name=name)
-        else:
-            new, state.samplers[name] = draw_2l(values[name], obs, X, Z, g, G, rng,
-                                                state.samplers.get(name),  # type: ignore[arg-type]
-                                                pmm=method == "2l.pmm", donors=donors, name=name)
+    ones = np.ones(problem.n)
+    if row.scope == "level1":
+        X = np.column_stack([ones] + [col for p, c in preds
+                                      for col in _fixed(values[p], Code(c), grouping)])
+        Z: np.ndarray | None = np.column_stack(
+            [ones] + [values[p] for p, c in preds if Code(c).random])
     else:
-        X = np.column_stack([np.ones(problem.n)] + [values[p] for p, _ in preds])
-        new = _single(method, values[name], obs, X, rng, donors, name,
-                      len(problem.categories.get(name, ())))
+        X = np.column_stack([ones] + [values[p] for p, _ in preds])
+        Z = None
+    target = Target(name, values[name], obs, X, Z, grouping, n_categories, donors)
+    new, state.samplers[name] = sampler(target, rng, state.samplers.get(name))
     out = values[name].copy()
     out[~obs] = new
     values[name] = out
 
 
-def _fixed(x: np.ndarray, code: int, g: np.ndarray, G: int) -> list[np.ndarray]:
+def _fixed(x: np.ndarray, code: Code, grouping: Grouping) -> list[np.ndarray]:
     """Fixed-effect columns of a predictor: itself, plus its cluster mean for codes 3 and 4."""
-    if code in (3, 4):
-        return [x, cluster_means(x, g, G)[g]]
+    if code.with_mean:
+        return [x, grouping.expand(grouping.means(x))]
     return [x]
-
-
-def _single(method: str, y: np.ndarray, obs: np.ndarray, X: np.ndarray,
-            rng: np.random.Generator, donors: int, name: str, n_categories: int) -> np.ndarray:
-    if method == "pmm":
-        return draw_pmm(y, obs, X, rng, donors=donors, name=name)
-    if method == "norm":
-        return draw_norm(y, obs, X, rng, name=name)
-    if method == "logreg":
-        return draw_logreg(y, obs, X, rng, name=name)
-    if method == "polyreg":
-        return draw_polyreg(y, obs, X, rng, n_categories=n_categories, name=name)
-    raise SamplerError(f"method '{method}' of '{name}' has no sampler")

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..data.grouping import cluster_means
+from ..data.grouping import Grouping
 from ..errors import DataError, FormulaError
 from ..plan import Derived
 
 
-def compute(d: Derived, values: Mapping[str, np.ndarray], groups: np.ndarray, n_groups: int,
+def compute(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
             categories: Mapping[str, tuple[str, ...]]) -> np.ndarray:
     """The current value of derived variable ``d`` for every row.
 
@@ -24,14 +24,13 @@ def compute(d: Derived, values: Mapping[str, np.ndarray], groups: np.ndarray, n_
     d : Derived
     values : mapping of str -> ndarray
         Current (completed) values of the plan variables.
-    groups : ndarray of int
-        Cluster codes.
-    n_groups : int
+    grouping : Grouping
+        The cluster of every row.
     categories : mapping of str -> tuple of str
         Category labels (in code order) of the categorical columns.
     """
     if d.op == "cm":
-        return cluster_means(values[d.parents[0]], groups, n_groups)[groups]
+        return grouping.expand(grouping.means(values[d.parents[0]]))
     if d.op == "cwc":
         return values[d.parents[0]] - values[d.parents[1]]
     if d.op == "product":
@@ -49,7 +48,7 @@ def compute(d: Derived, values: Mapping[str, np.ndarray], groups: np.ndarray, n_
     try:
         with np.errstate(all="ignore"):
             result = eval(compile(d.detail, f"<{d.name}>", "eval"), {"np": np}, env)
-            out = np.broadcast_to(np.asarray(result, dtype=float), groups.shape).copy()
+            out = np.broadcast_to(np.asarray(result, dtype=float), (grouping.n_rows,)).copy()
     except Exception as exc:  # any error of the user's expression
         raise FormulaError(f"cannot compute {d.name}: {type(exc).__name__}: {exc}; I() takes "
                            "a numeric numpy expression of the columns, such as I(x ** 2) or "

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..compiler.graph import initial_order, visit_sequence
-from ..data.schema import categorical, cluster_codes, cluster_level
+from ..compiler.methods import method
+from ..data.grouping import Grouping
+from ..data.schema import categorical
 from ..errors import DataError, suggest
 from ..plan import Plan
 
@@ -30,9 +32,8 @@ class Problem:
         0..K-1); NaN where missing.
     observed : dict of str -> ndarray of bool
         Per target, where it is observed.
-    groups : ndarray of int
-        Cluster codes ``0 .. n_groups - 1`` (all zeros for single-level data).
-    n_groups : int
+    grouping : Grouping
+        The cluster of every row (one cluster for single-level data).
     categories : dict of str -> tuple of str
         Labels of the categorical columns, in code order.
     methods : dict of str -> str
@@ -49,8 +50,7 @@ class Problem:
     plan: Plan
     columns: dict[str, np.ndarray]
     observed: dict[str, np.ndarray]
-    groups: np.ndarray
-    n_groups: int
+    grouping: Grouping
     categories: dict[str, tuple[str, ...]]
     methods: dict[str, str]
     predictors: dict[str, tuple[tuple[str, int], ...]]
@@ -60,7 +60,7 @@ class Problem:
     @property
     def n(self) -> int:
         """Number of rows."""
-        return len(self.groups)
+        return self.grouping.n_rows
 
 
 def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
@@ -81,17 +81,15 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
             raise DataError(f"the plan uses '{v.name}' as a complete covariate, but it has "
                             f"{int(data[v.name].isna().sum())} missing values in these data; "
                             "compile the plan again on these data so that it is imputed")
-    if plan.cluster is not None:
-        groups, n_groups = cluster_codes(data, plan.cluster)
-    else:
-        groups, n_groups = np.zeros(len(data), dtype=np.intp), 1
+    grouping = (Grouping.from_column(data, plan.cluster) if plan.cluster is not None
+                else Grouping.single(len(data)))
     columns: dict[str, np.ndarray] = {}
     categories: dict[str, tuple[str, ...]] = {}
     dummy_parents = {d.parents[0] for d in plan.derived_defs if d.op == "dummy"}
-    polyreg = {t for t, m in plan.method_table if m.endswith("polyreg") or m.endswith("logreg")}
+    coded = {t for t, m in plan.method_table if method(m).codes}
     for v in measured:
         x = data[v.name]
-        if (v.name in dummy_parents or v.name in polyreg or v.kind == "categorical"
+        if (v.name in dummy_parents or v.name in coded or v.kind == "categorical"
                 or not pd.api.types.is_numeric_dtype(x)):
             cat = categorical(x)
             categories[v.name] = tuple(str(c) for c in cat.cat.categories)
@@ -113,12 +111,12 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
         if obs.sum() < 2:
             raise DataError(f"target '{t}' has {int(obs.sum())} observed value(s); at least 2 "
                             "are needed to impute it (drop it or supply more data)")
-        if methods.get(t, "").startswith("2lonly."):
-            seen = np.bincount(groups[obs], minlength=n_groups) > 0
+        if method(methods[t]).scope == "level2":
+            seen = grouping.count(obs) > 0
             if seen.sum() < 2:
                 raise DataError(f"level-2 target '{t}' is observed in {int(seen.sum())} "
                                 "cluster(s); at least 2 are needed to impute it")
-            if cluster_level(data[t], obs, groups) != 2:
+            if not grouping.constant_within(data[t], obs):
                 raise DataError(f"the plan imputes '{t}' as a level-2 variable ({methods[t]}), "
                                 f"but it varies within a cluster of '{plan.cluster}' in these "
                                 "data; compile the plan again on these data")
@@ -126,8 +124,8 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
     predictors = {t: tuple((p, c) for p, c in plan.predictors(t) if c != -2)
                   for t in plan.targets}
     parents = {d.name: d.parents for d in plan.derived_defs}
-    return Problem(plan=plan, columns=columns, observed=observed, groups=groups,
-                   n_groups=n_groups, categories=categories, methods=methods,
+    return Problem(plan=plan, columns=columns, observed=observed, grouping=grouping,
+                   categories=categories, methods=methods,
                    predictors=predictors, derived_order=initial_order(parents, list(parents)),
                    descendants=derived_descendants(plan))
 

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recipe_compiler.data.grouping import (
-    cluster_crossprod,
-    cluster_means,
-    cluster_sums,
-    group_sizes,
-)
+from recipe_compiler.data.grouping import Grouping
 
 
 def _data(seed: int = 0, n: int = 200, n_groups: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -22,13 +17,14 @@ def _data(seed: int = 0, n: int = 200, n_groups: int = 12) -> tuple[np.ndarray, 
 def test_sizes_sums_and_means_match_pandas_and_empty_clusters_are_zero() -> None:
     x, groups = _data()
     frame = pd.DataFrame(x).groupby(groups)
-    sizes = group_sizes(groups, 12)
+    grouping = Grouping(groups, 12)
+    sizes = grouping.sizes
     assert sizes.tolist() == np.bincount(groups, minlength=12).tolist()
-    np.testing.assert_allclose(cluster_sums(x, groups, 12)[:10], frame.sum().to_numpy())
-    means = cluster_means(x, groups, 12)
+    np.testing.assert_allclose(grouping.sums(x)[:10], frame.sum().to_numpy())
+    means = grouping.means(x)
     np.testing.assert_allclose(means[:10], frame.mean().to_numpy())
     assert np.all(means[10:] == 0) and np.isfinite(means).all()
-    one = cluster_means(x[:, 0], groups, 12)
+    one = grouping.means(x[:, 0])
     assert one.shape == (12,)
     np.testing.assert_allclose(one, means[:, 0])
 
@@ -37,7 +33,7 @@ def test_crossprod_matches_a_per_cluster_loop() -> None:
     x, groups = _data(1)
     weights = np.random.default_rng(2).random(len(groups))
     b = np.column_stack([x, weights])
-    got = cluster_crossprod(x * weights[:, None], b, groups, 12)
+    got = Grouping(groups, 12).crossprod(x * weights[:, None], b)
     assert got.shape == (12, 3, 4)
     for c in range(12):
         rows = groups == c

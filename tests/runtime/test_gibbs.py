@@ -50,7 +50,7 @@ def problem(data: pd.DataFrame) -> Problem:
 def check_derived(problem: Problem, values: dict[str, np.ndarray]) -> None:
     """Every derived variable equals its definition on the current values, exactly."""
     for d in problem.plan.derived_defs:
-        expected = compute(d, values, problem.groups, problem.n_groups, problem.categories)
+        expected = compute(d, values, problem.grouping, problem.categories)
         np.testing.assert_array_equal(values[d.name], expected, err_msg=d.name)
 
 
@@ -73,7 +73,7 @@ def test_initial_fill_keeps_observed_values_and_completes_every_target(
 
 def test_level1_fill_draws_from_the_observed_values_of_the_same_cluster(
         problem: Problem) -> None:
-    g = problem.groups
+    g = problem.grouping.codes
     seen: dict[int, set[float]] = {}
     for seed in range(40):
         values = initial_values(problem, np.random.default_rng(seed))
@@ -104,12 +104,12 @@ def test_cluster_without_observed_values_draws_from_all_observed(problem: Proble
 
 def test_level2_fill_takes_the_clusters_own_value_else_one_donor_cluster(
         problem: Problem) -> None:
-    g, z = problem.groups, problem.columns["z"]
+    g, z = problem.grouping.codes, problem.columns["z"]
     obs = problem.observed["z"]
     observed_values = set(z[obs])
     for seed in range(10):
         values = initial_values(problem, np.random.default_rng(seed))["z"]
-        for c in range(problem.n_groups):
+        for c in range(problem.grouping.n):
             rows = g == c
             assert len(set(values[rows])) == 1, f"cluster {c} is not constant"
             own = set(z[rows & obs])
@@ -117,9 +117,9 @@ def test_level2_fill_takes_the_clusters_own_value_else_one_donor_cluster(
                 assert set(values[rows]) == own
             else:
                 assert set(values[rows]) <= observed_values
-    partial = [c for c in range(problem.n_groups) if obs[g == c].any() and not obs[g == c].all()]
+    partial = [c for c in range(problem.grouping.n) if obs[g == c].any() and not obs[g == c].all()]
     assert partial, "the fixture should have a cluster with z observed in some rows only"
-    assert (np.bincount(g[obs], minlength=problem.n_groups) == 0).any(), \
+    assert (np.bincount(g[obs], minlength=problem.grouping.n) == 0).any(), \
         "the fixture should have a cluster without any observed z"
 
 
@@ -129,7 +129,7 @@ def test_level2_fill_takes_the_clusters_own_value_else_one_donor_cluster(
 def test_derived_variables_are_consistent_after_the_initial_fill(problem: Problem) -> None:
     values = initial_values(problem, np.random.default_rng(1))
     check_derived(problem, values)
-    np.testing.assert_allclose(values["cm(x)"], cluster_means(values["x"], problem.groups))
+    np.testing.assert_allclose(values["cm(x)"], cluster_means(values["x"], problem.grouping.codes))
 
 
 def test_every_update_sees_fresh_derived_variables(problem: Problem,
@@ -152,7 +152,7 @@ def test_every_update_sees_fresh_derived_variables(problem: Problem,
     check_derived(problem, state.values)  # and after the last one
     assert visited == problem.plan.targets * 3
     np.testing.assert_allclose(state.values["cm(x)"], cluster_means(state.values["x"],
-                                                                    problem.groups))
+                                                                    problem.grouping.codes))
     np.testing.assert_allclose(state.values["cwc(x)"], state.values["x"] - state.values["cm(x)"])
 
 
@@ -226,7 +226,7 @@ def test_a_sweep_moves_the_imputations_and_keeps_observed_values(problem: Proble
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rc.SamplerWarning)
         sweep(problem, state, np.random.default_rng(11), donors=5)
-    g = problem.groups
+    g = problem.grouping.codes
     for t in problem.plan.targets:
         obs = problem.observed[t]
         np.testing.assert_array_equal(state.values[t][obs], problem.columns[t][obs])
@@ -240,7 +240,7 @@ def test_a_sweep_moves_the_imputations_and_keeps_observed_values(problem: Proble
 def test_a_level2_update_imputes_observed_values_exactly(problem: Problem) -> None:
     """2lonly.pmm donates a cluster's observed value bit for bit, not a recomputed mean."""
     state = ChainState(values=initial_values(problem, np.random.default_rng(12)))
-    obs, g = problem.observed["z"], problem.groups
+    obs, g = problem.observed["z"], problem.grouping.codes
     for seed in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rc.SamplerWarning)

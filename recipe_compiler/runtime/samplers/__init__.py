@@ -1,1 +1,19 @@
-"""runtime/samplers."""
+"""The samplers: one protocol (:mod:`.registry`), one module per model.
+
+:mod:`.single` (norm, pmm, logreg, polyreg on the rows, or on one row per
+cluster for level-2 targets), :mod:`.normal_2l` (two-level normal model, draws
+or predictive mean matching), :mod:`.logit_2l` (two-level logistic model by
+Polya-Gamma Gibbs), with :mod:`.matching` (pmm donors). Importing this package
+registers every sampler.
+
+How to add a sampler: write ``draw_x(target, rng, state) -> (draws, state)``
+in a module here, decorate it with ``@register("x")``, import the module below,
+and add the method's row (with ``sampler="x"``) to
+:mod:`recipe_compiler.compiler.methods`.
+"""
+
+from . import logit_2l, normal_2l, single
+from .registry import Sampler, Target, get_sampler, register, registered
+
+__all__ = ["Sampler", "Target", "get_sampler", "logit_2l", "normal_2l", "register",
+           "registered", "single"]

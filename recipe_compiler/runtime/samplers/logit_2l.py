@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import expit, log_ndtr
 
+from ...data.grouping import Grouping
 from ...errors import SamplerError
 from .normal_2l import (
     check_state,
@@ -37,6 +38,7 @@ from .normal_2l import (
     random_design,
     random_part,
 )
+from .registry import Target, register
 from .single import (
     Recovery,
     check_finite,
@@ -80,7 +82,7 @@ class BinaryState:
 
 
 def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
-                groups: np.ndarray, n_groups: int, rng: np.random.Generator,
+                grouping: Grouping, rng: np.random.Generator,
                 state: BinaryState | None = None, *, name: str = "y",
                 n_inner: int = 1) -> tuple[np.ndarray, BinaryState]:
     """One (or ``n_inner``) Polya-Gamma Gibbs update(s), then imputations.
@@ -94,9 +96,8 @@ def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarra
         Fixed design, including an intercept column.
     Z : ndarray, shape (n, q)
         Random design; column 0 is the random intercept (ones).
-    groups : ndarray of int, shape (n,)
-        Cluster codes in ``0 .. n_groups - 1``.
-    n_groups : int
+    grouping : Grouping
+        The cluster of every row.
     rng : numpy.random.Generator
         Source of all randomness.
     state : BinaryState, optional
@@ -121,29 +122,30 @@ def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarra
                            "0 or 1")
     x_obs = np.compress(observed, X, axis=0)
     design = fixed_design(x_obs, log)
-    rand = random_design(Z, groups, n_groups, observed, name)
+    rand = random_design(Z, grouping, observed, name)
     if state is None:
         theta, _ = fit_multinomial(design.xs, y_obs.astype(int), 2, np.ones(len(y_obs)), log)
         eta = design.xs @ theta[:, 0]
         omega = OMEGA_START * np.eye(rand.scale.size)
     else:
-        check_state(state.u, state.omega, n_groups, rand.scale.size, name)
+        check_state(state.u, state.omega, grouping.n, rand.scale.size, name)
         if state.beta.shape != (X.shape[1],):
             raise SamplerError(f"imputing '{name}': the sampler state has {state.beta.shape} "
                                f"fixed effects for {X.shape[1]} columns of X")
         omega = state.omega * np.outer(rand.scale, rand.scale)
-        eta = x_obs @ state.beta + random_part(rand.z_obs, state.u * rand.scale, rand.g_obs)
+        eta = x_obs @ state.beta + random_part(rand.z_obs, state.u * rand.scale,
+                                               rand.g_obs.codes)
     omega_inv = pd_inverse(omega, log)
     kappa = y_obs - 0.5
     prior = np.diag(np.concatenate([[1.0], design.scale**2])) / COEF_PRIOR_SD**2
     for _ in range(max(n_inner, 1)):
         w = sample_pg1(eta, rng)
-        mom = moments(design.xs, rand, n_groups, kappa / w, weights=w)
+        mom = moments(design.xs, rand, kappa / w, weights=w)
         effects = draw_effects(replace(mom, xtx=mom.xtx + prior), omega_inv, rng, log)
         omega, omega_inv = draw_omega(effects.u, rng, log)
-        eta = design.xs @ effects.coef + random_part(rand.z_obs, effects.u, rand.g_obs)
+        eta = design.xs @ effects.coef + random_part(rand.z_obs, effects.u, rand.g_obs.codes)
     eta_mis = (design.rows(np.compress(~observed, X, axis=0)) @ effects.coef
-               + random_part(rand.z_mis, effects.u, rand.g_mis))
+               + random_part(rand.z_mis, effects.u, rand.g_mis.codes))
     eta_mis = check_finite(eta_mis, name, "linear predictors of the missing rows")
     out = (rng.random(len(eta_mis)) < expit(eta_mis)).astype(y.dtype)
     new_state = BinaryState(beta=design.beta(effects.coef), u=effects.u / rand.scale,
@@ -282,3 +284,13 @@ def _pg_series_term(n: int, x: np.ndarray) -> np.ndarray:
     log_left = 1.5 * np.log(2 / (np.pi * x)) - 2 * k**2 / x
     log_right = -0.5 * k**2 * np.pi**2 * x
     return np.pi * k * np.exp(np.where(x > PG_TRUNC, log_right, log_left))
+
+
+@register("mixed_logit")
+def _mixed_logit(t: Target, rng: np.random.Generator,
+                 state: object | None) -> tuple[np.ndarray, BinaryState]:
+    if t.Z is None:
+        raise SamplerError(f"imputing '{t.name}': a two-level sampler needs a random design")
+    if state is not None and not isinstance(state, BinaryState):
+        raise SamplerError(f"imputing '{t.name}': the sampler state is not a BinaryState")
+    return draw_2l_bin(t.y, t.observed, t.X, t.Z, t.grouping, rng, state, name=t.name)

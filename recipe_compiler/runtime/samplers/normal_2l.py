@@ -39,9 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...data.grouping import cluster_crossprod, cluster_means, group_sizes
+from ...data.grouping import Grouping
 from ...errors import SamplerError
 from .matching import match_donors
+from .registry import Target, register
 from .single import (
     FixedDesign,
     Recovery,
@@ -93,20 +94,20 @@ class RandomDesign:
     ----------
     z_obs, z_mis : ndarray, shape (n_obs, q) and (n_mis, q)
         ``Z / scale`` on the observed and on the missing rows.
-    g_obs, g_mis : ndarray of int
-        Their cluster codes.
+    g_obs, g_mis : Grouping
+        The clusters of those rows.
     scale : ndarray, shape (q,)
         Root-mean-square of Z's columns over the observed rows (1 if zero).
     """
 
     z_obs: np.ndarray
     z_mis: np.ndarray
-    g_obs: np.ndarray
-    g_mis: np.ndarray
+    g_obs: Grouping
+    g_mis: Grouping
     scale: np.ndarray
 
 
-def random_design(Z: np.ndarray, groups: np.ndarray, n_groups: int, observed: np.ndarray,
+def random_design(Z: np.ndarray, grouping: Grouping, observed: np.ndarray,
                   name: str) -> RandomDesign:
     """Split and scale the random design; check it and the cluster codes.
 
@@ -117,6 +118,7 @@ def random_design(Z: np.ndarray, groups: np.ndarray, n_groups: int, observed: np
         a non-finite Z.
     """
     n = len(observed)
+    groups, n_groups = grouping.codes, grouping.n
     if groups.shape != (n,) or Z.ndim != 2 or Z.shape[0] != n or Z.shape[1] < 1:
         raise SamplerError(f"imputing '{name}': groups must have shape ({n},) and Z "
                            f"({n}, q >= 1); got {groups.shape} and {Z.shape}")
@@ -128,7 +130,7 @@ def random_design(Z: np.ndarray, groups: np.ndarray, n_groups: int, observed: np
         raise SamplerError(f"imputing '{name}': the random design Z is not finite")
     scale[scale == 0] = 1.0
     return RandomDesign(z_obs=z_obs / scale, z_mis=np.compress(~observed, Z, axis=0) / scale,
-                        g_obs=np.compress(observed, groups), g_mis=np.compress(~observed, groups),
+                        g_obs=grouping.subset(observed), g_mis=grouping.subset(~observed),
                         scale=scale)
 
 
@@ -154,7 +156,7 @@ class Moments:
                        ztx=self.ztx * factor, ztr=self.ztr * factor)
 
 
-def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, response: np.ndarray,
+def moments(xs: np.ndarray, rand: RandomDesign, response: np.ndarray,
             weights: np.ndarray | None = None, xtx: np.ndarray | None = None) -> Moments:
     """The :class:`Moments` of the observed rows.
 
@@ -163,7 +165,6 @@ def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, response: np.ndar
     xs : ndarray, shape (n_obs, d)
         Fixed design of the observed rows.
     rand : RandomDesign
-    n_groups : int
     response : ndarray, shape (n_obs,)
         The (working) response ``r``.
     weights : ndarray, shape (n_obs,), optional
@@ -174,7 +175,7 @@ def moments(xs: np.ndarray, rand: RandomDesign, n_groups: int, response: np.ndar
     z = rand.z_obs
     q = z.shape[1]
     zw, wr = (z, response) if weights is None else (z * weights[:, None], weights * response)
-    blocks = cluster_crossprod(zw, np.hstack([z, xs, response[:, None]]), rand.g_obs, n_groups)
+    blocks = rand.g_obs.crossprod(zw, np.hstack([z, xs, response[:, None]]))
     if xtx is None:
         xtx = (xs * (1.0 if weights is None else weights[:, None])).T @ xs
     return Moments(xtx=xtx, xtr=xs.T @ wr, ztz=blocks[:, :, :q], ztx=blocks[:, :, q:-1],
@@ -221,7 +222,7 @@ def draw_effects(mom: Moments, omega_inv: np.ndarray, rng: np.random.Generator,
 
 
 def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
-            groups: np.ndarray, n_groups: int, rng: np.random.Generator,
+            grouping: Grouping, rng: np.random.Generator,
             state: TwoLevelState | None = None, *, pmm: bool = True, donors: int = 5,
             name: str = "y", n_inner: int = 1) -> tuple[np.ndarray, TwoLevelState]:
     """One (or ``n_inner``) Gibbs update(s) of the mixed model, then imputations.
@@ -235,9 +236,8 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
         Fixed design, including an intercept column.
     Z : ndarray, shape (n, q)
         Random design; column 0 is the random intercept (ones).
-    groups : ndarray of int, shape (n,)
-        Cluster codes in ``0 .. n_groups - 1``.
-    n_groups : int
+    grouping : Grouping
+        The cluster of every row.
     rng : numpy.random.Generator
         Source of all randomness.
     state : TwoLevelState, optional
@@ -282,25 +282,26 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
     log = Recovery(name)
     y_obs = check_observed(y, observed, name)
     design = fixed_design(np.compress(observed, X, axis=0), log)
-    rand = random_design(Z, groups, n_groups, observed, name)
+    rand = random_design(Z, grouping, observed, name)
     y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
     ys = (y_obs - y_center) / y_scale
     units = rand.scale / y_scale
     if state is None:
-        omega, sigma2 = _initial_state(design, ys, rand, n_groups)
+        omega, sigma2 = _initial_state(design, ys, rand)
     else:
-        check_state(state.u, state.omega, n_groups, len(units), name)
+        check_state(state.u, state.omega, grouping.n, len(units), name)
         if not (np.isfinite(state.sigma2) and state.sigma2 > 0):
             raise SamplerError(f"imputing '{name}': the sampler state has residual variance "
                                f"{state.sigma2}")
         omega, sigma2 = state.omega * np.outer(units, units), state.sigma2 / y_scale**2
-    effects, omega, sigma2 = _gibbs(design, ys, rand, n_groups, omega, sigma2,
+    effects, omega, sigma2 = _gibbs(design, ys, rand, omega, sigma2,
                                     max(n_inner, 1), rng, log)
     pred_mis = check_finite(design.rows(np.compress(~observed, X, axis=0)) @ effects.coef
-                            + random_part(rand.z_mis, effects.u, rand.g_mis), name,
+                            + random_part(rand.z_mis, effects.u, rand.g_mis.codes), name,
                             "predictions of the missing rows")
     if pmm:
-        pred_obs = design.xs @ effects.coef_mean + random_part(rand.z_obs, effects.u, rand.g_obs)
+        pred_obs = (design.xs @ effects.coef_mean
+                    + random_part(rand.z_obs, effects.u, rand.g_obs.codes))
         out = y_obs[match_donors(pred_obs, pred_mis, donors, rng)]
     else:
         out = y_center + y_scale * (pred_mis + np.sqrt(sigma2)
@@ -313,16 +314,16 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
     return out, new_state
 
 
-def _gibbs(design: FixedDesign, ys: np.ndarray, rand: RandomDesign, n_groups: int,
+def _gibbs(design: FixedDesign, ys: np.ndarray, rand: RandomDesign,
            omega: np.ndarray, sigma2: float, n_sweeps: int, rng: np.random.Generator,
            log: Recovery) -> tuple[Effects, np.ndarray, float]:
     """``n_sweeps`` sweeps ((beta, u), Omega, sigma2) on the standardised scale."""
     omega_inv = pd_inverse(omega, log)
-    mom = moments(design.xs, rand, n_groups, ys, xtx=design.gram)
+    mom = moments(design.xs, rand, ys, xtx=design.gram)
     for _ in range(n_sweeps):
         effects = draw_effects(mom.scaled(1 / sigma2), omega_inv, rng, log)
         omega, omega_inv = draw_omega(effects.u, rng, log)
-        resid = ys - design.xs @ effects.coef - random_part(rand.z_obs, effects.u, rand.g_obs)
+        resid = ys - design.xs @ effects.coef - random_part(rand.z_obs, effects.u, rand.g_obs.codes)
         sigma2 = (SIGMA2_PRIOR + resid @ resid / 2) / rng.gamma(SIGMA2_PRIOR + len(ys) / 2)
     return effects, omega, float(sigma2)
 
@@ -343,8 +344,8 @@ def check_state(u: np.ndarray, omega: np.ndarray, n_groups: int, q: int, name: s
                            f"{n_groups} clusters and {q} random effect(s), or is not finite")
 
 
-def _initial_state(design: FixedDesign, ys: np.ndarray, rand: RandomDesign,
-                   n_groups: int) -> tuple[np.ndarray, float]:
+def _initial_state(design: FixedDesign, ys: np.ndarray,
+                   rand: RandomDesign) -> tuple[np.ndarray, float]:
     """Start values of ``Omega`` and ``sigma2`` on the standardised scale.
 
     ``sigma2`` is the pooled within-cluster variance of the OLS residuals and
@@ -354,11 +355,11 @@ def _initial_state(design: FixedDesign, ys: np.ndarray, rand: RandomDesign,
     """
     coef = np.linalg.solve(design.gram, design.xs.T @ ys)
     resid = ys - design.xs @ coef
-    sizes = group_sizes(rand.g_obs, n_groups)
-    means = cluster_means(resid, rand.g_obs, n_groups)
+    sizes = rand.g_obs.sizes
+    means = rand.g_obs.means(resid)
     occupied = sizes > 0
     floor = max(0.01 * float(resid @ resid) / len(resid), 1e-6)
-    within = resid - means[rand.g_obs]
+    within = resid - rand.g_obs.expand(means)
     sigma2 = max(float(within @ within) / max(len(ys) - int(occupied.sum()), 1), floor)
     between = float(np.var(means[occupied])) - sigma2 * float(np.mean(1 / sizes[occupied]))
     return max(between, floor) * np.eye(len(rand.scale)), sigma2
@@ -416,3 +417,25 @@ def draw_omega(u: np.ndarray, rng: np.random.Generator,
     omega_inv = factor @ factor.T
     inv_factor = np.linalg.inv(factor)
     return inv_factor.T @ inv_factor, omega_inv
+
+
+def _mixed_normal(t: Target, rng: np.random.Generator, state: object | None,
+                  pmm: bool) -> tuple[np.ndarray, TwoLevelState]:
+    if t.Z is None:
+        raise SamplerError(f"imputing '{t.name}': a two-level sampler needs a random design")
+    if state is not None and not isinstance(state, TwoLevelState):
+        raise SamplerError(f"imputing '{t.name}': the sampler state is not a TwoLevelState")
+    return draw_2l(t.y, t.observed, t.X, t.Z, t.grouping, rng, state, pmm=pmm,
+                   donors=t.donors, name=t.name)
+
+
+@register("mixed_normal")
+def _mixed_normal_draw(t: Target, rng: np.random.Generator,
+                       state: object | None) -> tuple[np.ndarray, TwoLevelState]:
+    return _mixed_normal(t, rng, state, pmm=False)
+
+
+@register("mixed_normal_pmm")
+def _mixed_normal_pmm(t: Target, rng: np.random.Generator,
+                      state: object | None) -> tuple[np.ndarray, TwoLevelState]:
+    return _mixed_normal(t, rng, state, pmm=True)

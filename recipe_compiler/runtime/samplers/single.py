@@ -24,6 +24,7 @@ from scipy.linalg import cho_solve, lapack, solve_triangular
 
 from ...errors import SamplerError, SamplerWarning
 from .matching import match_donors
+from .registry import Target, register
 
 __all__ = ["draw_logreg", "draw_norm", "draw_pmm", "draw_polyreg"]
 
@@ -530,3 +531,28 @@ def _draw_multinomial(design: FixedDesign, codes: np.ndarray, n_levels: int,
     theta, chol = fit_multinomial(x, np.concatenate([codes, aug_codes]), n_levels, weights, log)
     noise = precision_noise(chol, rng).reshape(n_levels - 1, -1).T
     return theta + noise
+
+
+@register("norm")
+def _norm_sampler(t: Target, rng: np.random.Generator,
+                  state: object | None) -> tuple[np.ndarray, None]:
+    return draw_norm(t.y, t.observed, t.X, rng, name=t.name), None
+
+
+@register("pmm")
+def _pmm_sampler(t: Target, rng: np.random.Generator,
+                 state: object | None) -> tuple[np.ndarray, None]:
+    return draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors, name=t.name), None
+
+
+@register("logreg")
+def _logreg_sampler(t: Target, rng: np.random.Generator,
+                    state: object | None) -> tuple[np.ndarray, None]:
+    return draw_logreg(t.y, t.observed, t.X, rng, name=t.name), None
+
+
+@register("polyreg")
+def _polyreg_sampler(t: Target, rng: np.random.Generator,
+                     state: object | None) -> tuple[np.ndarray, None]:
+    return draw_polyreg(t.y, t.observed, t.X, rng, n_categories=t.n_categories,
+                        name=t.name), None

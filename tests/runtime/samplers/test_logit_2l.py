@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
+from recipe_compiler.data.grouping import Grouping
 from recipe_compiler.errors import SamplerError, SamplerWarning
 from recipe_compiler.runtime.samplers.logit_2l import BinaryState, draw_2l_bin, sample_pg1
 
@@ -82,8 +83,8 @@ def run_chain(data: dict, observed: np.ndarray, n_iter: int,
     state = None
     imputations, states = [], []
     for _ in range(n_iter):
-        imp, state = draw_2l_bin(data["y"], observed, data["X"], data["Z"], data["groups"],
-                                 data["n_groups"], rng, state, name="sex")
+        imp, state = draw_2l_bin(data["y"], observed, data["X"], data["Z"], Grouping(data["groups"],
+                                 data["n_groups"]), rng, state, name="sex")
         imputations.append(imp)
         states.append(state)
     return imputations, states
@@ -130,7 +131,7 @@ def test_same_seed_gives_identical_output() -> None:
     data = simulate(9, n_groups=20, size=10)
     observed = np.arange(200) % 4 != 0
     _, states = run_chain(data, observed, 2, seed=10)
-    args = (data["y"], observed, data["X"], data["Z"], data["groups"], 20)
+    args = (data["y"], observed, data["X"], data["Z"], Grouping(data["groups"], 20))
     a = draw_2l_bin(*args, np.random.default_rng(11), states[-1])
     b = draw_2l_bin(*args, np.random.default_rng(11), states[-1])
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1].u, b[1].u)
@@ -142,7 +143,7 @@ def test_collinear_column_is_dropped_with_one_warning() -> None:
     X = np.column_stack([data["X"], 3 * data["X"][:, 1]])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        imp, state = draw_2l_bin(data["y"], observed, X, data["Z"], data["groups"], 20,
+        imp, state = draw_2l_bin(data["y"], observed, X, data["Z"], Grouping(data["groups"], 20),
                                  np.random.default_rng(13), name="sex")
     assert len(caught) == 1 and caught[0].category is SamplerWarning
     assert "'sex'" in str(caught[0].message) and "aliased" in str(caught[0].message)
@@ -151,7 +152,7 @@ def test_collinear_column_is_dropped_with_one_warning() -> None:
 
 def test_non_binary_or_too_few_observed_values_raise() -> None:
     data = simulate(14, n_groups=10, size=10)
-    args = (data["X"], data["Z"], data["groups"], 10, np.random.default_rng(15))
+    args = (data["X"], data["Z"], Grouping(data["groups"], 10), np.random.default_rng(15))
     observed = np.ones(100, dtype=bool)
     with pytest.raises(SamplerError, match=r"'sex'.*0 or 1"):
         draw_2l_bin(data["y"] * 2, observed, *args, name="sex")

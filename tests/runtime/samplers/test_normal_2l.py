@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
+from recipe_compiler.data.grouping import Grouping
 from recipe_compiler.errors import SamplerError, SamplerWarning
 from recipe_compiler.runtime.samplers.normal_2l import TwoLevelState, draw_2l
 
@@ -44,8 +45,8 @@ def run_chain(data: dict[str, np.ndarray], observed: np.ndarray, n_iter: int, se
     imputations, states = [], []
     n_groups = int(data["groups"].max()) + 1
     for _ in range(n_iter):
-        imp, state = draw_2l(data["y"], observed, data["X"], data["Z"], data["groups"],
-                             n_groups, rng, state, pmm=pmm, name="lpo")
+        imp, state = draw_2l(data["y"], observed, data["X"], data["Z"], Grouping(data["groups"],
+                             n_groups), rng, state, pmm=pmm, name="lpo")
         imputations.append(imp)
         states.append(state)
     return imputations, states
@@ -180,7 +181,7 @@ def test_same_seed_gives_identical_output_and_the_input_state_is_not_modified() 
     _, states = run_chain(data, observed, 3, seed=14)
     state = states[-1]
     before = copy.deepcopy(state)
-    args = (data["y"], observed, data["X"], data["Z"], data["groups"], 30)
+    args = (data["y"], observed, data["X"], data["Z"], Grouping(data["groups"], 30))
     a = draw_2l(*args, np.random.default_rng(15), state, pmm=True, n_inner=2)
     b = draw_2l(*args, np.random.default_rng(15), state, pmm=True, n_inner=2)
     assert np.array_equal(a[0], b[0])
@@ -203,11 +204,11 @@ def test_aliased_and_constant_columns_are_dropped_with_one_warning() -> None:
     args = (data["y"], observed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got, state = draw_2l(*args, bad, data["Z"], data["groups"], 40,
+        got, state = draw_2l(*args, bad, data["Z"], Grouping(data["groups"], 40),
                              np.random.default_rng(18), name="iqv")
     assert len(caught) == 1 and caught[0].category is SamplerWarning
     assert all(s in str(caught[0].message) for s in ("'iqv'", "aliased", "constant"))
-    clean, clean_state = draw_2l(*args, X, data["Z"], data["groups"], 40,
+    clean, clean_state = draw_2l(*args, X, data["Z"], Grouping(data["groups"], 40),
                                  np.random.default_rng(18), name="iqv")
     np.testing.assert_allclose(got, clean)
     np.testing.assert_allclose(state.beta[:3], clean_state.beta)
@@ -221,8 +222,9 @@ def test_non_positive_definite_state_covariance_is_jittered() -> None:
     broken = copy.deepcopy(states[-1])
     broken.omega = np.array([[1.0, 2.0], [2.0, 1.0]])
     with pytest.warns(SamplerWarning, match=r"'lpo'.*jitter.*random-effects covariance"):
-        imp, state = draw_2l(data["y"], observed, data["X"], data["Z"], data["groups"], 30,
-                             np.random.default_rng(22), broken, name="lpo")
+        imp, state = draw_2l(data["y"], observed, data["X"], data["Z"],
+                             Grouping(data["groups"], 30), np.random.default_rng(22), broken,
+                             name="lpo")
     assert np.isfinite(imp).all()
     assert np.all(np.linalg.eigvalsh(state.omega) > 0)
 
@@ -235,21 +237,21 @@ def test_very_few_observed_values_drop_predictors_and_keep_drawing() -> None:
     state = None
     for _ in range(3):
         with pytest.warns(SamplerWarning, match=r"'ses'.*only 3 observed values"):
-            imp, state = draw_2l(data["y"], observed, data["X"], data["Z"], data["groups"],
-                                 10, rng, state, pmm=False, name="ses")
+            imp, state = draw_2l(data["y"], observed, data["X"], data["Z"], Grouping(data["groups"],
+                                 10), rng, state, pmm=False, name="ses")
         assert np.isfinite(imp).all() and len(imp) == 47
 
 
 def test_invalid_input_raises_naming_the_target() -> None:
     data = simulate(25, n_groups=10, size=5)
-    args = (data["X"], data["Z"], data["groups"], 10, np.random.default_rng(26))
+    args = (data["X"], data["Z"], Grouping(data["groups"], 10), np.random.default_rng(26))
     one = np.zeros(50, dtype=bool)
     one[3] = True
     with pytest.raises(SamplerError, match=r"'sex'.*1 observed"):
         draw_2l(data["y"], one, *args, name="sex")
     observed = np.ones(50, dtype=bool)
     with pytest.raises(SamplerError, match=r"'sex'.*cluster codes"):
-        draw_2l(data["y"], observed, data["X"], data["Z"], data["groups"], 5,
+        draw_2l(data["y"], observed, data["X"], data["Z"], Grouping(data["groups"], 5),
                 np.random.default_rng(0), name="sex")
     bad_state = TwoLevelState(beta=np.zeros(3), u=np.zeros((9, 1)), omega=np.eye(1), sigma2=1.0)
     with pytest.raises(SamplerError, match=r"'sex'.*state"):

@@ -15,7 +15,7 @@ import pytest
 import statsmodels.api as sm
 from scipy.special import expit, softmax
 
-from recipe_compiler.data.grouping import cluster_means
+from recipe_compiler.data.grouping import Grouping
 from recipe_compiler.errors import SamplerError, SamplerWarning
 from recipe_compiler.runtime.samplers.single import draw_logreg, draw_norm, draw_pmm, draw_polyreg
 
@@ -138,7 +138,7 @@ def test_samplers_work_at_cluster_level_as_the_2lonly_methods() -> None:
     groups = np.repeat(np.arange(40), 10)
     w = rng.normal(size=40)
     x = w[groups] + rng.normal(size=400)
-    Xc = np.column_stack([np.ones(40), cluster_means(x, groups, 40)])
+    Xc = np.column_stack([np.ones(40), Grouping(groups, 40).means(x)])
     observed = rng.random(40) < 0.7
     imp = draw_pmm(w, observed, Xc, rng, name="w")
     assert np.isin(imp, w[observed]).all() and len(imp) == (~observed).sum()

@@ -13,10 +13,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .compiler.codes import CODES
-from .compiler.methods import GROUPMEAN, PASSIVE
-from .compiler.options import Options
-from .errors import PlanError, suggest
+from ..compiler.codes import CODES
+from ..compiler.methods import GROUPMEAN, PASSIVE
+from ..compiler.options import Options
+from ..errors import PlanError, suggest
 
 Role = Literal["cluster", "target", "covariate", "derived"]
 DerivedOp = Literal["cm", "cwc", "product", "dummy", "expr"]
@@ -228,29 +228,29 @@ class Plan:
 
     def to_spec(self) -> dict[str, Any]:
         """The plan as a plain JSON-ready dict; see :mod:`recipe_compiler.export.spec_json`."""
-        from .export.spec_json import plan_to_spec
+        from ..export.spec_json import plan_to_spec
         return plan_to_spec(self)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Plan:
         """A plan from a (possibly hand-edited) spec dict; raises PlanError naming the entry."""
-        from .export.spec_json import spec_to_plan
+        from ..export.spec_json import spec_to_plan
         return spec_to_plan(spec)
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write the spec to ``path`` as JSON; read it back with ``rc.load_plan(path)``."""
-        from .export.spec_json import save_plan
+        from ..export.spec_json import save_plan
         save_plan(self, path)
 
     def to_r(self, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
              seed: int | None = None, data_name: str = "d") -> str:
         """A standalone R script running this plan with mice; see :func:`~.export.plan_to_r`."""
-        from .export.r_mice import plan_to_r
+        from ..export.r_mice import plan_to_r
         return plan_to_r(self, flavor=flavor, m=m, maxit=maxit, seed=seed, data_name=data_name)
 
     def plot_predictor_matrix(self) -> Figure:
         """Heatmap of the target rows with their codes; needs matplotlib (``[plot]`` extra)."""
-        from .plots import plot_predictor_matrix
+        from ..plots import plot_predictor_matrix
         return plot_predictor_matrix(self)
 
 

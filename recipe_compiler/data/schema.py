@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, suggest
+from .grouping import Grouping
 
 Kind = Literal["continuous", "binary", "categorical"]
 
@@ -92,23 +93,6 @@ def check_frame(data: object) -> pd.DataFrame:
     return data
 
 
-def cluster_codes(data: pd.DataFrame, cluster: str) -> tuple[np.ndarray, int]:
-    """Integer codes 0..G-1 of a complete cluster column, and G."""
-    if cluster not in data.columns:
-        raise DataError(f"cluster variable '{cluster}' is not in the data; "
-                        f"{suggest(cluster, map(str, data.columns))}")
-    g = data[cluster]
-    n_missing = int(g.isna().sum())
-    if n_missing:
-        raise DataError(f"cluster variable '{cluster}' has {n_missing} missing values; it must "
-                        "be complete (drop those rows or give them a cluster)")
-    codes, labels = pd.factorize(g, sort=True)
-    if len(labels) < 2:
-        raise DataError(f"cluster variable '{cluster}' has a single cluster; a two-level model "
-                        "needs at least 2 clusters (drop the random part for single-level data)")
-    return np.asarray(codes, dtype=np.intp), len(labels)
-
-
 def infer_schema(data: pd.DataFrame, columns: Iterable[str], cluster: str | None,
                  categorical: Iterable[str] = ()) -> DataSchema:
     """Infer level, kind and missingness of ``columns``.
@@ -131,16 +115,13 @@ def infer_schema(data: pd.DataFrame, columns: Iterable[str], cluster: str | None
     """
     check_frame(data)
     declared = set(categorical)
-    if cluster is not None:
-        codes, n_clusters = cluster_codes(data, cluster)
-    else:
-        codes, n_clusters = np.zeros(len(data), dtype=np.intp), 1
-    infos = tuple(_column_info(data, c, codes, cluster is not None, c in declared)
-                  for c in dict.fromkeys(columns))
-    return DataSchema(cluster=cluster, n_rows=len(data), n_clusters=n_clusters, columns=infos)
+    grouping = (Grouping.from_column(data, cluster) if cluster is not None
+                else Grouping.single(len(data)))
+    infos = tuple(_column_info(data, c, grouping, c in declared) for c in dict.fromkeys(columns))
+    return DataSchema(cluster=cluster, n_rows=len(data), n_clusters=grouping.n, columns=infos)
 
 
-def _column_info(data: pd.DataFrame, name: str, codes: np.ndarray, two_level: bool,
+def _column_info(data: pd.DataFrame, name: str, grouping: Grouping,
                  declared: bool) -> ColumnInfo:
     if name not in data.columns:
         raise DataError(f"column '{name}' is not in the data; "
@@ -169,7 +150,7 @@ def _column_info(data: pd.DataFrame, name: str, codes: np.ndarray, two_level: bo
     if not is_cat and np.isinf(x.to_numpy(dtype=float)[observed]).any():
         raise DataError(f"column '{name}' holds infinite values; replace them by NaN (missing) "
                         "or finite numbers")
-    level = cluster_level(x, observed, codes) if two_level else 1
+    level = grouping.level(x, observed)
     categories: tuple[str, ...] = ()
     if is_cat:
         categories = tuple(str(c) for c in categorical(x).cat.categories)
@@ -190,16 +171,3 @@ def categorical(x: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(x) and np.all(np.mod(x.dropna(), 1) == 0):
         x = x.astype("Int64")
     return x.astype("category")
-
-
-def cluster_level(x: pd.Series, observed: np.ndarray, codes: np.ndarray) -> int:
-    """2 if ``x`` takes one value within every cluster (over observed values)."""
-    values = pd.factorize(x)[0]
-    g, v = codes[observed], values[observed]
-    n = codes.max() + 1
-    lo = np.full(n, np.iinfo(np.int64).max)
-    hi = np.full(n, -1)
-    np.minimum.at(lo, g, v)
-    np.maximum.at(hi, g, v)
-    seen = hi >= 0
-    return 2 if np.all(lo[seen] == hi[seen]) else 1

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recipe_compiler.data.grouping import Grouping
 from recipe_compiler.data.schema import (
     MAX_CATEGORIES,
     categorical,
     check_frame,
-    cluster_codes,
     infer_schema,
 )
 from recipe_compiler.errors import DataError
@@ -145,23 +145,24 @@ def test_duplicate_column_names_are_named() -> None:
 def test_missing_cluster_column_suggests_close_names() -> None:
     with pytest.raises(DataError, match="cluster variable 'gg' is not in the data; "
                                         "did you mean 'g'"):
-        cluster_codes(pd.DataFrame({"g": G}), "gg")
+        Grouping.from_column(pd.DataFrame({"g": G}), "gg")
 
 
 def test_cluster_with_missing_values_is_refused() -> None:
     with pytest.raises(DataError, match="cluster variable 'g' has 2 missing values; it must "
                                         "be complete"):
-        cluster_codes(pd.DataFrame({"g": [1, np.nan, 2, np.nan]}), "g")
+        Grouping.from_column(pd.DataFrame({"g": [1, np.nan, 2, np.nan]}), "g")
 
 
 def test_a_single_cluster_is_refused() -> None:
     with pytest.raises(DataError, match="cluster variable 'g' has a single cluster; a two-level "
                                         "model needs at least 2 clusters"):
-        cluster_codes(pd.DataFrame({"g": [7, 7, 7]}), "g")
+        Grouping.from_column(pd.DataFrame({"g": [7, 7, 7]}), "g")
 
 
 def test_cluster_codes_are_sorted_labels() -> None:
-    codes, n = cluster_codes(pd.DataFrame({"g": ["b", "a", "b", "c"]}), "g")
+    grouping = Grouping.from_column(pd.DataFrame({"g": ["b", "a", "b", "c"]}), "g")
+    codes, n = grouping.codes, grouping.n
     assert codes.tolist() == [1, 0, 1, 2] and n == 3
 
 

@@ -53,6 +53,9 @@ class Method:
         such method; the exporter picks the closest and says what differs).
     description : str
         One line for the README and error messages.
+    new_values : bool
+        It imputes values that need not occur in the data (draws from a normal
+        model), so it cannot fill an integer or boolean column.
     """
 
     name: str
@@ -63,13 +66,14 @@ class Method:
     r_miceadds: str | None = None
     r_mice: str | None = None
     description: str = ""
+    new_values: bool = False
 
 
 def _row(name: str, scope: Scope, sampler: str, default_for: tuple[str, ...] = (), *,
          codes: bool = False, r_miceadds: str | None = None, r_mice: str | None = None,
-         description: str = "") -> Method:
+         description: str = "", new_values: bool = False) -> Method:
     return Method(name, scope, sampler, frozenset(default_for), codes, r_miceadds, r_mice,
-                  description)
+                  description, new_values)
 
 
 #: Every method, in the order error messages list them.
@@ -77,20 +81,21 @@ METHODS_TABLE: tuple[Method, ...] = (
     _row("2l.pmm", "level1", "mixed_normal_pmm", ("numeric",), r_miceadds="2l.pmm",
          r_mice="2l.pan", description="two-level normal model, predictive mean matching"),
     _row("2l.norm", "level1", "mixed_normal", r_miceadds="2l.continuous", r_mice="2l.pan",
-         description="two-level normal model, draws from the posterior predictive"),
+         description="two-level normal model, draws from the posterior predictive",
+         new_values=True),
     _row("2l.bin", "level1", "mixed_logit", ("binary",), r_miceadds="2l.binary",
          r_mice="2l.bin", description="two-level logistic model (Polya-Gamma Gibbs)"),
     _row("2lonly.pmm", "level2", "pmm", ("numeric",), r_miceadds="2lonly.pmm",
          r_mice="2lonly.pmm", description="cluster-level regression on cluster means, pmm"),
     _row("2lonly.norm", "level2", "norm", r_miceadds="2lonly.norm", r_mice="2lonly.norm",
-         description="cluster-level normal regression on cluster means"),
+         description="cluster-level normal regression on cluster means", new_values=True),
     _row("2lonly.polyreg", "level2", "polyreg", ("binary", "nominal", "ordinal"), codes=True,
          r_miceadds="2lonly.function", r_mice=None,
          description="cluster-level multinomial logit on cluster means"),
     _row("pmm", "single", "pmm", ("numeric",), r_miceadds="pmm", r_mice="pmm",
          description="predictive mean matching (no clusters)"),
     _row("norm", "single", "norm", r_miceadds="norm", r_mice="norm",
-         description="Bayesian linear regression (no clusters)"),
+         description="Bayesian linear regression (no clusters)", new_values=True),
     _row("logreg", "single", "logreg", ("binary",), codes=True, r_miceadds="logreg",
          r_mice="logreg", description="Bayesian logistic regression (no clusters)"),
     _row("polyreg", "single", "polyreg", ("nominal", "ordinal"), codes=True,

@@ -24,7 +24,7 @@ from scipy.linalg import cho_solve, lapack, solve_triangular
 
 from ...errors import SamplerError, SamplerWarning
 from .matching import match_donors
-from .registry import Target, register
+from .registry import register
 
 __all__ = ["draw_logreg", "draw_norm", "draw_pmm", "draw_polyreg"]
 
@@ -533,26 +533,13 @@ def _draw_multinomial(design: FixedDesign, codes: np.ndarray, n_levels: int,
     return theta + noise
 
 
-@register("norm")
-def _norm_sampler(t: Target, rng: np.random.Generator,
-                  state: object | None) -> tuple[np.ndarray, None]:
-    return draw_norm(t.y, t.observed, t.X, rng, name=t.name), None
 
-
-@register("pmm")
-def _pmm_sampler(t: Target, rng: np.random.Generator,
-                 state: object | None) -> tuple[np.ndarray, None]:
-    return draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors, name=t.name), None
-
-
-@register("logreg")
-def _logreg_sampler(t: Target, rng: np.random.Generator,
-                    state: object | None) -> tuple[np.ndarray, None]:
-    return draw_logreg(t.y, t.observed, t.X, rng, name=t.name), None
-
-
-@register("polyreg")
-def _polyreg_sampler(t: Target, rng: np.random.Generator,
-                     state: object | None) -> tuple[np.ndarray, None]:
-    return draw_polyreg(t.y, t.observed, t.X, rng, n_categories=t.n_categories,
-                        name=t.name), None
+# The registered samplers: single-level methods have no state between visits.
+register("norm")(lambda t, rng, _: (draw_norm(t.y, t.observed, t.X, rng, name=t.name), None))
+register("pmm")(lambda t, rng, _: (draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors,
+                                            name=t.name), None))
+register("logreg")(lambda t, rng, _: (draw_logreg(t.y, t.observed, t.X, rng, name=t.name),
+                                      None))
+register("polyreg")(lambda t, rng, _: (draw_polyreg(t.y, t.observed, t.X, rng,
+                                                    n_categories=t.n_categories, name=t.name),
+                                       None))

@@ -47,8 +47,8 @@ def main() -> None:
             imp = rc.impute(ex.data(brandsma), ex.formula, m=ex.m, maxit=ex.maxit,
                             seed=ex.seed, **ex.options)
             t1 = time.perf_counter()
-            mi = MIFit(ex.analysis, tuple(rc.fit_lmm(ex.analysis, ex.for_analysis(d, brandsma))
-                                          for d in imp))
+            mi = MIFit(ex.analysis, tuple(rc.fit_lmm(ex.analysis, ex.for_analysis(d, brandsma),
+                                                     reml=False) for d in imp))
             pooled = mi.pool().set_index("term")
             t2 = time.perf_counter()
             t_imp.append(t1 - t0)

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from recipe_compiler.analysis.design import build_design
 from recipe_compiler.analysis.lmm import fit_design, fit_lmm
 from recipe_compiler.datasets import load_brandsma
-from recipe_compiler.model.parse import build_design
 
 REFERENCE = Path(__file__).parents[1] / "tests" / "regression" / "data" / "lme4_brandsma.json"
 

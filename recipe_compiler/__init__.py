@@ -8,11 +8,13 @@
 """
 
 from . import datasets
+from .analysis.glmm import GLMMResult, fit_glmm
 from .analysis.lmm import LMMResult, fit_lmm
 from .analysis.pooling import pool
 from .compiler.assemble import compile_plan as compile
 from .errors import (
     DataError,
+    DataWarning,
     FormulaError,
     OptionError,
     PlanError,
@@ -20,17 +22,22 @@ from .errors import (
     SamplerError,
     SamplerWarning,
 )
-from .export.spec_json import load_plan
+from .export.plan_files import load_plan, save_plan
+from .export.r_mice import plan_to_r
+from .export.spec_json import plan_to_spec, spec_to_plan
 from .imputations import Imputations
 from .impute import impute
 from .model.parse import parse_formula
-from .plan import Plan
+from .plan import ModelPlan, Plan
 
 __all__ = [
     "DataError",
+    "DataWarning",
     "FormulaError",
+    "GLMMResult",
     "Imputations",
     "LMMResult",
+    "ModelPlan",
     "OptionError",
     "Plan",
     "PlanError",
@@ -39,10 +46,15 @@ __all__ = [
     "SamplerWarning",
     "compile",
     "datasets",
+    "fit_glmm",
     "fit_lmm",
     "impute",
     "load_plan",
     "parse_formula",
+    "plan_to_r",
+    "plan_to_spec",
     "pool",
+    "save_plan",
+    "spec_to_plan",
 ]
 __version__ = "0.1.0"

@@ -50,6 +50,10 @@ class SamplerWarning(UserWarning):
     """A sampler met a numerical problem and recovered (ridge, jitter, dropped column)."""
 
 
+class DataWarning(UserWarning):
+    """The data look unlike what they are used as (e.g. a nearly cluster-constant column)."""
+
+
 def render_span(formula: str, span: tuple[int, int] | None) -> str:
     """Return ``formula`` with a line of carets under ``span`` (start, end).
 

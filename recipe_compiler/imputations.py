@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 
 from .analysis.diagnostics import rhat
+from .analysis.glmm import check_family, fit_glmm
 from .analysis.lmm import fit_lmm
 from .analysis.mifit import MIFit
 from .analysis.pooling import pool
-from .data.schema import categorical
-from .errors import RecipeError
-from .plan import Plan
+from .data.codec import as_categories, decode
+from .errors import OptionError, RecipeError
+from .plan import ModelPlan, Plan
 from .runtime.gibbs import ChainResult
+from .runtime.problem import categorical_columns
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -28,9 +30,11 @@ class Imputations:
 
     Attributes
     ----------
-    plan : Plan
+    plan : Plan or ModelPlan
+        The FCS plan, or the model-based plan of ``approach="smc"``.
     data : pandas.DataFrame
-        The incomplete data as given (never modified).
+        The incomplete data as given: a copy taken at construction, so a later
+        edit of the caller's frame reaches neither :meth:`complete` nor :meth:`fit`.
     chains : tuple of ChainResult
         Per chain, the imputed values and the per-iteration statistics.
     maxit : int
@@ -38,11 +42,14 @@ class Imputations:
         Targets imputed as category codes (mapped back to their labels).
     """
 
-    plan: Plan
+    plan: Plan | ModelPlan
     data: pd.DataFrame
     chains: tuple[ChainResult, ...]
     maxit: int
     coded: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", self.data.copy())
 
     @property
     def m(self) -> int:
@@ -91,7 +98,7 @@ class Imputations:
             return out
         imputed = self.chains[k - 1].imputed
         for t in self.plan.targets:
-            out[t] = _fill(self.data[t], imputed[t], t in self.coded)
+            out[t] = decode(self.data[t], imputed[t], t in self.coded)
         return out
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
@@ -123,17 +130,55 @@ class Imputations:
         return pd.Series({t: rhat(means.loc[t].to_numpy()) for t in self.plan.targets},
                          name="rhat")
 
-    def fit(self, formula: str, *, reml: bool = False) -> MIFit:
-        """Fit a two-level linear mixed model on each completed data set.
+    def acceptance(self) -> pd.Series:
+        """Metropolis-Hastings acceptance rate after burn-in, averaged over the chains.
+
+        One entry per variable that ``approach="smc"`` updates by
+        Metropolis-Hastings; empty if there is none (and for FCS imputations).
+        """
+        rates = pd.DataFrame([getattr(c, "acceptance", {}) for c in self.chains], dtype=float)
+        return rates.mean().rename("acceptance")
+
+    def fit(self, formula: str, *, reml: bool | None = None,
+            family: str = "gaussian") -> MIFit:
+        """Fit a two-level mixed model on each completed data set.
 
         ``cm()`` and ``cwc()`` in ``formula`` are computed on each completed data set.
+        A column the plan treats as categorical (dummy-coded in the imputation
+        model) is dummy-coded in the analysis too, written bare or as ``C(x)``.
+
+        Parameters
+        ----------
+        formula : str
+        reml : bool, optional
+            REML (lme4's default, and the default here) or ML for
+            ``family="gaussian"``; a logistic model is always fitted by ML
+            (``reml=True`` is refused). Compare models that differ in their fixed
+            effects with ``reml=False``.
+        family : {"gaussian", "binomial"}, default "gaussian"
+            A linear mixed model (:func:`~recipe_compiler.analysis.lmm.fit_lmm`) or a
+            logistic one by the Laplace approximation, as lme4's ``glmer``
+            (:func:`~recipe_compiler.analysis.glmm.fit_glmm`).
 
         Returns
         -------
         MIFit
             ``.pool()`` for Rubin's rules, ``.variance_components()``.
         """
-        return MIFit(formula, tuple(fit_lmm(formula, d, reml=reml) for d in self))
+        check_family(family)
+        if family == "gaussian":
+            return MIFit(formula, tuple(fit_lmm(formula, d, reml=reml is not False)
+                                        for d in self._analysis_frames()))
+        if reml:
+            raise OptionError(f"reml=True is not valid with family={family!r}: a logistic "
+                              "mixed model is fitted by maximum likelihood; use reml=False")
+        return MIFit(formula, tuple(fit_glmm(formula, d, family=family)
+                                    for d in self._analysis_frames()))
+
+    def _analysis_frames(self) -> Iterator[pd.DataFrame]:
+        """The completed data sets, the plan's categorical columns as pandas categoricals."""
+        columns = categorical_columns(self.plan) if isinstance(self.plan, Plan) else ()
+        return (as_categories(d, columns) for d in self)
 
     def analyze(self, func: Callable[[pd.DataFrame], tuple[Sequence[float], Any]],
                 dfcom: float = np.inf) -> pd.DataFrame:
@@ -165,22 +210,3 @@ class Imputations:
     def __repr__(self) -> str:
         return (f"<Imputations m={self.m} maxit={self.maxit} targets={self.plan.targets} "
                 f"rows={len(self.data)}>")
-
-
-def _fill(column: pd.Series, values: np.ndarray, coded: bool) -> pd.Series:
-    """``column`` with its missing cells set to ``values`` (category codes if ``coded``)."""
-    miss = np.flatnonzero(column.isna().to_numpy())
-    out = column.copy()
-    if not coded:
-        bool_like = pd.api.types.is_bool_dtype(column.dtype)
-        out.iloc[miss] = values.astype(bool) if bool_like else values  # 0/1 of a 0/1 method
-        return out
-    labels = categorical(column).cat.categories[values.astype(np.intp)]
-    if pd.api.types.is_bool_dtype(column.dtype):  # bool or nullable boolean
-        out.iloc[miss] = labels.to_numpy(dtype=bool)
-    elif pd.api.types.is_numeric_dtype(column) and not isinstance(column.dtype,
-                                                                  pd.CategoricalDtype):
-        out.iloc[miss] = labels.to_numpy(dtype=float)
-    else:
-        out.iloc[miss] = labels
-    return out

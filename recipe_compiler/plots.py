@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import RecipeError
-from .plan import CODES, Plan
+from .plan import CODES, ModelPlan, Plan
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,7 +37,7 @@ class ImputationsLike(Protocol):
     """What the trace and density plots read from an imputation result."""
 
     @property
-    def plan(self) -> Plan: ...
+    def plan(self) -> Plan | ModelPlan: ...
 
     @property
     def m(self) -> int: ...

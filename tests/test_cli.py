@@ -50,7 +50,7 @@ def test_compile_prints_the_plan_and_writes_spec_and_r_script(
     plan = rc.compile(FORMULA, brandsma)
     assert done.stdout == f"{plan}\n"
     assert rc.load_plan(spec) == plan
-    assert script.read_text() == plan.to_r(flavor="mice")
+    assert script.read_text() == rc.plan_to_r(plan, flavor="mice")
 
 
 def test_compile_options_reach_the_compiler() -> None:
@@ -149,7 +149,7 @@ def test_impute_writes_the_long_completed_data(data_csv: Path, brandsma: pd.Data
 @needs_impute
 def test_impute_from_a_plan_spec_with_plots(data_csv: Path, tmp_path: Path) -> None:
     spec = tmp_path / "plan.json"
-    rc.compile(FORMULA, pd.read_csv(data_csv)).to_json(spec)
+    rc.save_plan(rc.compile(FORMULA, pd.read_csv(data_csv)), spec)
     out, figures = tmp_path / "imp.csv", tmp_path / "figures"
     done = run("impute", str(data_csv), "--plan", str(spec), "--m", "2", "--maxit", "2",
                "--seed", "7", "--out", str(out), "--plots", str(figures), "--quiet")
@@ -210,7 +210,7 @@ def test_impute_passes_its_options_on(recorder: Recorder, tmp_path: Path,
 def test_impute_with_a_plan_passes_the_plan(recorder: Recorder, tmp_path: Path) -> None:
     plan = rc.compile(FORMULA, rc.datasets.load_brandsma())
     spec = tmp_path / "plan.json"
-    plan.to_json(spec)
+    rc.save_plan(plan, spec)
     code = cli.main(["impute", "--example", "brandsma", "--plan", str(spec), "--quiet",
                      "--out", str(tmp_path / "imp.parquet")])
     assert code == 0

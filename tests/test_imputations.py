@@ -142,3 +142,29 @@ def test_analyze_pools_a_user_function(imp: rc.Imputations) -> None:
 
     out = imp.analyze(mean_lpo)
     assert list(out["term"]) == ["mean"] and out["std_error"].iloc[0] > 0
+
+
+def test_editing_the_callers_frame_afterwards_reaches_neither_complete_nor_fit(
+        data: pd.DataFrame) -> None:
+    frame = data.copy()
+    imp = rc.impute(frame, FORMULA, m=2, maxit=2, seed=4)
+    analysis = "lpo ~ iqv + sex + (1 | sch)"
+    completed, pooled = imp.complete("long", include=True), imp.fit(analysis).pool()
+    frame.loc[frame.index[:200], "iqv"] = 1e6  # values edited in place
+    frame["lpo"] = np.nan  # a column replaced
+    del frame["sex"]  # a column removed
+    frame.index = pd.RangeIndex(len(frame))  # the labels replaced
+    pd.testing.assert_frame_equal(imp.complete("long", include=True), completed)
+    pd.testing.assert_frame_equal(imp.fit(analysis).pool(), pooled)
+    assert imp.complete(1).index.equals(data.index)  # the caller's labels are kept
+
+
+def test_imputations_do_not_share_memory_with_a_numpy_backed_frame(data: pd.DataFrame) -> None:
+    values = data.to_numpy(dtype=float)  # a frame that wraps this array, not a copy of it
+    frame = pd.DataFrame(values, index=data.index, columns=data.columns, copy=False)
+    imp = rc.impute(frame, FORMULA, m=1, maxit=1, seed=5)
+    completed = imp.complete(1)
+    values[:, list(data.columns).index("iqv")] = 1e6
+    assert frame["iqv"].eq(1e6).all()  # the write reached the caller's frame ...
+    pd.testing.assert_frame_equal(imp.complete(1), completed)  # ... but not the imputations
+    assert not np.shares_memory(imp.data.to_numpy(), values)

@@ -114,7 +114,7 @@ def _check_png(fig: Any, path: Path) -> np.ndarray:
 
 
 def test_predictor_matrix_heatmap(plan: rc.Plan, tmp_path: Path) -> None:
-    fig = plan.plot_predictor_matrix()
+    fig = plots.plot_predictor_matrix(plan)
     _check_png(fig, tmp_path / "pm.png")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == plan.targets
@@ -127,7 +127,7 @@ def test_predictor_matrix_heatmap(plan: rc.Plan, tmp_path: Path) -> None:
 
 
 def test_predictor_matrix_of_the_smallest_plan(brandsma: pd.DataFrame, tmp_path: Path) -> None:
-    fig = rc.compile("lpo ~ 1 + (1 | sch)", brandsma).plot_predictor_matrix()
+    fig = plots.plot_predictor_matrix(rc.compile("lpo ~ 1 + (1 | sch)", brandsma))
     _check_png(fig, tmp_path / "pm.png")
     assert [t.get_text() for t in fig.axes[0].texts] == ["-2"]
 
@@ -164,7 +164,7 @@ def test_missing_matplotlib_raises_a_recipe_error_saying_what_to_install(
         plan: rc.Plan, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(plots.MissingDependencyError, match=r"recipe_compiler\[plot\]"):
-        plan.plot_predictor_matrix()
+        plots.plot_predictor_matrix(plan)
     assert issubclass(plots.MissingDependencyError, rc.RecipeError)
 
 

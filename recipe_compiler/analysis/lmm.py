@@ -9,23 +9,29 @@ section 3). The fixed effects and ``sigma^2`` are profiled out, so only
 
 Everything that does not depend on ``theta`` is computed once: the per-cluster
 cross-products ``Z_c'[Z_c X_c y_c]`` (a ``(G, q, q + p + 1)`` array) and
-``[X y]'[X y]``. One deviance evaluation is then a batched factorisation of the
-``G`` blocks ``I + Lambda' Z_c'Z_c Lambda`` and a ``(p + 1) x (p + 1)`` Cholesky
-factorisation, with the analytic gradient at little extra cost; nothing of size
+``[X y]'[X y]``, with ``X`` and ``y`` centred and scaled (:mod:`.lmm_units`; the
+estimates are mapped back exactly). One deviance evaluation is then a batched
+factorisation of the ``G`` blocks ``I + Lambda' Z_c'Z_c Lambda`` and a ``(p + 1) x (p +
+1)`` Cholesky factorisation, with the analytic gradient at little extra cost; nothing of size
 ``n x n`` and no Python loop over clusters or rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
 from ..errors import DataError
-from ..model.parse import build_design
-from .design import Design
+from .design import Design, build_design
+from .lmm_result import LMMResult
+from .lmm_result import _mitml_name as _mitml_name  # re-exported: glmm, lmm_multi_result
+from .lmm_result import _varcorr_pairs as _varcorr_pairs
+from .lmm_units import WorkingUnits, centring, working_units
 
 __all__ = ["SINGULAR_TOL", "LMMResult", "fit_design", "fit_lmm"]
 
@@ -53,170 +59,6 @@ _GTOL = 1e-3
 """TNC's tolerance on the projected gradient of the deviance, scaled by ``1 +
 |theta|``: ``theta`` to about 1e-8 on the reference models, beyond it the line
 search only meets rounding noise."""
-
-
-# ----------------------------------------------------------------------------- result
-
-
-@dataclass(frozen=True, eq=False)
-class LMMResult:
-    """A fitted two-level linear mixed model.
-
-    Attributes
-    ----------
-    fixef, se : pandas.Series
-        Fixed effects and their standard errors, indexed by ``x_names``; the
-        standard errors are those of lme4, conditional on ``theta``:
-        ``sqrt(diag(sigma2 * (X' V^-1 X)^-1))`` with ``V`` the marginal
-        covariance of ``y`` divided by ``sigma2``.
-    vcov : pandas.DataFrame
-        The covariance matrix of ``fixef``.
-    cov_re : pandas.DataFrame
-        The ``q x q`` covariance matrix of the random effects,
-        ``sigma2 * Lambda Lambda'``, indexed by ``z_names``.
-    sigma2 : float
-        Residual variance: ``pwrss / n`` (ML) or ``pwrss / (n - p)`` (REML).
-    loglik : float
-        The log-likelihood (ML) or the REML criterion as lme4's ``logLik``.
-    nobs, ngroups, n_dropped : int
-        Rows used, clusters, rows left out by listwise deletion.
-    reml, converged, boundary : bool
-        REML fit; the optimiser reported convergence; some diagonal element of
-        ``theta`` is below :data:`SINGULAR_TOL` (a variance at 0 or a singular
-        random-effects covariance matrix, lme4's ``isSingular``).
-    theta : numpy.ndarray
-        lme4's ``theta``: the lower triangle of ``Lambda``, column by column.
-    x_names, z_names : tuple of str
-        Names of the fixed and random effects.
-    outcome, cluster : str
-        Outcome and grouping column.
-    df_complete : int
-        Complete-data degrees of freedom, as ``mice::pool`` obtains them for an
-        lmer fit (``broom.mixed::glance`` -> ``lme4:::df.residual.merMod``):
-        ``nobs - (p + q (q + 1) / 2 + 1)``, i.e. the observations minus the
-        fixed effects, the ``theta`` parameters and the residual variance.
-    random_effects : pandas.DataFrame
-        Conditional modes of the random effects (lme4's ``ranef``), one row per
-        cluster (indexed by its label), one column per random effect.
-    """
-
-    fixef: pd.Series
-    se: pd.Series
-    vcov: pd.DataFrame
-    cov_re: pd.DataFrame
-    sigma2: float
-    loglik: float
-    nobs: int
-    ngroups: int
-    n_dropped: int
-    reml: bool
-    converged: bool
-    boundary: bool
-    theta: np.ndarray
-    x_names: tuple[str, ...]
-    z_names: tuple[str, ...]
-    outcome: str
-    cluster: str
-    df_complete: int
-    random_effects: pd.DataFrame
-
-    @property
-    def varcorr(self) -> pd.DataFrame:
-        """As lme4's ``as.data.frame(VarCorr(fit))``.
-
-        Columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``: the variances
-        of the cluster in ``z_names`` order, then the covariances ``(i, j)``,
-        ``i < j``, row by row (with correlations in ``sdcor``), then ``grp =
-        "Residual"`` with ``var1``/``var2`` ``None``.
-        """
-        z = self.z_names
-        rows, cols = _varcorr_pairs(len(z))
-        cov = self.cov_re.to_numpy()
-        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        vcov = cov[rows, cols]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sdcor = np.where(rows == cols, sd[rows], vcov / (sd[rows] * sd[cols]))
-        return pd.DataFrame({
-            "grp": [self.cluster] * len(rows) + ["Residual"],
-            "var1": pd.Series([z[i] for i in rows] + [None], dtype=object),
-            "var2": pd.Series([None] * len(z) + [z[j] for j in cols[len(z):]] + [None],
-                              dtype=object),
-            "vcov": [*vcov, self.sigma2],
-            "sdcor": [*sdcor, np.sqrt(self.sigma2)],
-        })
-
-    def variance_components(self) -> pd.Series:
-        """Variance components named as ``mitml::testEstimates(extra.pars = TRUE)``.
-
-        Returns
-        -------
-        pandas.Series
-            ``Intercept~~Intercept|sch``, ``iqv~~iqv|sch``, ... (the variances),
-            then ``Intercept~~iqv|sch``, ... (the covariances, in ``varcorr``
-            order), then ``Residual~~Residual`` and, when the model has a random
-            intercept, ``ICC|sch`` = intercept variance / (intercept variance +
-            residual variance). ``(Intercept)`` is written ``Intercept``.
-        """
-        names = [_mitml_name(n) for n in self.z_names]
-        rows, cols = _varcorr_pairs(len(names))
-        cov = self.cov_re.to_numpy()
-        index = [f"{names[i]}~~{names[j]}|{self.cluster}" for i, j in zip(rows, cols, strict=True)]
-        values = [*cov[rows, cols], self.sigma2]
-        index.append("Residual~~Residual")
-        if "(Intercept)" in self.z_names:
-            k = self.z_names.index("(Intercept)")
-            values.append(cov[k, k] / (cov[k, k] + self.sigma2))
-            index.append(f"ICC|{self.cluster}")
-        return pd.Series(values, index=index, dtype=float)
-
-    def summary(self) -> str:
-        """A printable summary in the layout of lme4's ``print(fit)``."""
-        method = "REML" if self.reml else "maximum likelihood"
-        criterion = "logLik (REML)" if self.reml else "logLik"
-        lines = [
-            f"Linear mixed model fit by {method}",
-            f"Outcome: {self.outcome}   Cluster: {self.cluster}",
-            f"{criterion}: {self.loglik:.4f}   converged: {self.converged}"
-            + ("   boundary (singular) fit" if self.boundary else ""),
-            "",
-            "Random effects:",
-        ]
-        vc = self.varcorr
-        sd = np.sqrt(np.clip(np.diag(self.cov_re.to_numpy()), 0.0, None))
-        width = max(len(n) for n in (*self.z_names, "Name"))
-        lines.append(f" {'Groups':<10} {'Name':<{width}} {'Variance':>12} {'Std.Dev.':>10}")
-        for k, name in enumerate(self.z_names):
-            grp = self.cluster if k == 0 else ""
-            lines.append(f" {grp:<10} {name:<{width}} {vc['vcov'].iloc[k]:>12.5g} {sd[k]:>10.5g}")
-        lines.append(f" {'Residual':<10} {'':<{width}} {self.sigma2:>12.5g} "
-                     f"{np.sqrt(self.sigma2):>10.5g}")
-        corr = vc.iloc[len(self.z_names):-1]
-        for _, row in corr.iterrows():
-            lines.append(f" corr({row['var1']}, {row['var2']}) = {row['sdcor']:.3f}")
-        lines += [
-            f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
-            + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
-            "",
-            "Fixed effects:",
-        ]
-        table = pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se,
-                              "t value": self.fixef / self.se})
-        lines.append(table.to_string(float_format=lambda v: f"{v:.5g}"))
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
-
-
-def _mitml_name(name: str) -> str:
-    return "Intercept" if name == "(Intercept)" else name
-
-
-def _varcorr_pairs(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of lme4's VarCorr order: variances, then ``i < j`` row-wise."""
-    upper = np.triu_indices(q, 1)
-    diag = np.arange(q)
-    return np.concatenate([diag, upper[0]]), np.concatenate([diag, upper[1]])
 
 
 # ----------------------------------------------------------------------------- public fitters
@@ -274,17 +116,27 @@ def fit_design(design: Design, *, reml: bool = False) -> LMMResult:
     Raises
     ------
     DataError
-        Empty or non-finite arrays, mismatched shapes, fewer than two clusters,
-        no more observations than fixed effects or than random effects, or a
-        rank-deficient fixed or random design.
+        Empty or non-finite arrays, mismatched shapes, a constant outcome, fewer
+        than two clusters, no more observations than fixed effects or than random
+        effects, a rank-deficient fixed or random design (judged on the centred
+        ``X``), or a likelihood without a maximum (an outcome that the fixed
+        effects and the clusters fit exactly).
     """
     _check_design(design)
     cp = _cross_products(design)
     q, p = cp.q, cp.p
-    _check_rank(cp.gram[q:q + p, q:q + p], design.X, design.x_names, "fixed-effects design X")
+    _check_rank(cp.gram[q:q + p, q:q + p], design.X, design.x_names, "fixed-effects design X",
+                shift=cp.units.x_shift)
     _check_rank(cp.gram[:q, :q], design.Z, design.z_names, "random-effects design Z")
-    res = _optimise(cp, reml)
-    return _result(design, cp, res.x, reml, converged=_converged(res))
+    try:
+        profile = _last_profile()
+        res = _optimise(cp, reml, profile)
+        return _result(design, cp, res.x, reml, converged=_converged(res), profile=profile)
+    except np.linalg.LinAlgError as exc:
+        raise DataError(f"the model of '{design.outcome}' cannot be fitted ({exc} in the "
+                        "profiled deviance): its likelihood has no maximum, as when the fixed "
+                        f"effects and '{design.cluster}' fit '{design.outcome}' exactly (to "
+                        "within rounding)") from exc
 
 
 # ----------------------------------------------------------------------------- checks
@@ -311,6 +163,9 @@ def _check_design(design: Design) -> None:
         if not np.isfinite(a).all():
             raise DataError(f"{name} has NaN or infinite values; "
                             "only finite values are valid (drop or impute missing rows)")
+    if (y == y[0]).all():
+        raise DataError(f"the outcome '{design.outcome}' is constant ({float(y[0]):g} in every "
+                        "row used): a mixed model needs an outcome that varies")
     G = design.n_groups
     valid = np.issubdtype(g.dtype, np.integer) and g.min() >= 0
     counts = np.bincount(g, minlength=G) if valid else np.array([-1])
@@ -329,8 +184,9 @@ def _check_design(design: Design) -> None:
                         "the residual variance are unidentifiable; use fewer random slopes")
 
 
-def _check_rank(gram: np.ndarray, a: np.ndarray, names: tuple[str, ...], what: str) -> None:
-    """Raise a :class:`DataError` naming the aliased columns when ``a`` (with
+def _check_rank(gram: np.ndarray, a: np.ndarray, names: tuple[str, ...], what: str,
+                shift: np.ndarray | None = None) -> None:
+    """Raise a :class:`DataError` naming the aliased columns when ``a - shift`` (with
     cross-product matrix ``gram`` of its columns, up to column scaling) is rank
     deficient."""
     norms = np.sqrt(np.diag(gram))
@@ -340,6 +196,7 @@ def _check_rank(gram: np.ndarray, a: np.ndarray, names: tuple[str, ...], what: s
     eig = np.linalg.eigvalsh(gram / np.outer(norms, norms))
     if eig[0] > _RANK_TOL * eig[-1]:
         return
+    a = a if shift is None else a - shift
     _, r, piv = linalg.qr(a / np.sqrt(np.einsum("ij,ij->j", a, a)), mode="economic",
                           pivoting=True)
     diag = np.abs(np.diag(r))
@@ -359,6 +216,8 @@ class _CrossProducts:
 
     ``Z`` is used divided by ``scale`` (its column root mean squares), which
     conditions the optimisation; then ``Lambda = Lambda_scaled / scale[:, None]``.
+    ``X`` and ``y`` are in the working ``units``; adding ``offsets`` (ML, REML) to the
+    deviance in those units gives the deviance of the design.
     """
 
     zt_t: np.ndarray  # (G, q, q + p + 1): Z_c'[Z_c X_c y_c]
@@ -370,27 +229,68 @@ class _CrossProducts:
     nobs: int
     p: int
     q: int
+    units: WorkingUnits
+    offsets: tuple[float, float]
 
 
 def _cross_products(design: Design) -> _CrossProducts:
-    """Per-cluster and total cross-products of the (column-scaled) ``Z``, ``X`` and ``y``."""
+    """Per-cluster and total cross-products of the column-scaled ``Z`` and of ``X`` and
+    ``y`` in working units.
+
+    ``X`` and ``y`` are centred in the data; their scales, powers of two, are
+    applied to the cross-products, which is exact.
+    """
     Z = design.Z
     n, q = Z.shape
+    p = design.X.shape[1]
     scale = np.sqrt(np.einsum("ij,ij->j", Z, Z) / n)
     scale[scale == 0] = 1.0  # an all-zero column, reported by _check_rank
     W = np.column_stack([Z / scale, design.X, design.y])
-    gram = W.T @ W
-    if (np.diff(design.groups) < 0).any():
+    shift, intercept = centring(design.X, (np.ones(n) @ W)[q:])
+    if intercept is not None:
+        W -= np.concatenate([np.zeros(q), shift])  # all of W: faster than its [X y] columns
+    with np.errstate(over="ignore", under="ignore"):  # out-of-range data: see working_units
+        gram = W.T @ W
+    units = working_units(design, shift, intercept, np.diag(gram)[q:] / n)
+    inverse = np.concatenate([np.ones(q), 1.0 / units.x_scale, [1.0 / units.y_scale]])
+    gram *= np.outer(inverse, inverse)
+    if (design.groups[1:] < design.groups[:-1]).any():
         W = W[np.argsort(design.groups, kind="stable")]
     counts = np.bincount(design.groups, minlength=design.n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     zt_t = np.add.reduceat(W[:, :q, None] * W[:, None, :], starts, axis=0)
+    zt_t *= inverse
     cols, rows = np.triu_indices(q)  # the lower triangle of Lambda, column by column
     return _CrossProducts(zt_t=zt_t, gram=gram, ztz_sum=gram[:q, :q], wtw=gram[q:, q:],
-                          scale=scale, tri=(rows, cols), nobs=n, p=design.X.shape[1], q=q)
+                          scale=scale, tri=(rows, cols), nobs=n, p=p, q=q, units=units,
+                          offsets=(units.deviance_offset(n, False), units.deviance_offset(n, True)))
 
 
-def _lambda(theta: np.ndarray, cp: _CrossProducts) -> np.ndarray:
+class _Parametrised(Protocol):
+    """What the optimiser needs of a problem: the places of ``theta`` in a (block-diagonal)
+    ``q x q`` matrix ``Lambda``; the multi-term fitter (:mod:`.lmm_multi`) supplies its own."""
+
+    @property
+    def tri(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+    @property
+    def q(self) -> int: ...
+
+
+class _Stationary(Protocol):
+    """What the optimiser needs of a profile (see :func:`_profile`)."""
+
+    @property
+    def deviance(self) -> float: ...
+
+    @property
+    def gradient(self) -> np.ndarray: ...
+
+    @property
+    def m(self) -> np.ndarray: ...
+
+
+def _lambda(theta: np.ndarray, cp: _Parametrised) -> np.ndarray:
     """The (scaled) relative covariance factor with lower triangle ``theta``."""
     lam = np.zeros((cp.q, cp.q))
     lam[cp.tri] = theta
@@ -468,7 +368,7 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
     n_eff = cp.nobs - p if reml else cp.nobs
     m = cp.ztz_sum - rr[:q, :q] - (n_eff / r2) * (w.T @ w)
     logdet_a = 2.0 * np.log(upper.reshape(-1, q * q)[:, :: q + 1]).sum()
-    deviance = logdet_a + n_eff * (1.0 + np.log(2.0 * np.pi * r2 / n_eff))
+    deviance = logdet_a + n_eff * (1.0 + np.log(2.0 * np.pi * r2 / n_eff)) + cp.offsets[reml]
     if reml:
         qx = cp.zt_t[:, :, q:q + p] - np.matmul(r_z.transpose(0, 2, 1), r[:, :, q:q + p])
         qx_flat = qx.transpose(1, 0, 2).reshape(q, -1)
@@ -478,27 +378,34 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
                     pwrss=r2, schur=schur, upper=upper, r_e=r_e)
 
 
-def _objective(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> tuple[float, np.ndarray]:
-    prof = _profile(theta, cp, reml)
+Profiler = Callable[[np.ndarray, Any, bool], _Stationary]
+"""``profile(theta, cp, reml)``: the profiled deviance of problem ``cp`` at ``theta``."""
+
+
+def _objective(theta: np.ndarray, cp: _Parametrised, reml: bool,
+               profile: Profiler = _profile) -> tuple[float, np.ndarray]:
+    prof = profile(theta, cp, reml)
     return prof.deviance, prof.gradient
 
 
-def _optimise(cp: _CrossProducts, reml: bool) -> optimize.OptimizeResult:
+def _optimise(cp: _Parametrised, reml: bool,
+              profile: Profiler = _profile) -> optimize.OptimizeResult:
     """Minimise from :data:`_START`, restarting while the optimum is a spurious one."""
     rows, cols = cp.tri
-    res = _minimise(np.where(rows == cols, _START, 0.0), cp, reml)
+    res = _minimise(np.where(rows == cols, _START, 0.0), cp, reml, profile)
     for _ in range(_MAX_RESTARTS):
-        theta = _escape_point(res, cp, reml)
+        theta = _escape_point(res, cp, reml, profile)
         if theta is None:
             break
-        trial = _minimise(theta, cp, reml)
+        trial = _minimise(theta, cp, reml, profile)
         if trial.fun >= res.fun:
             break
         res = trial
     return res
 
 
-def _minimise(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> optimize.OptimizeResult:
+def _minimise(theta: np.ndarray, cp: _Parametrised, reml: bool,
+              profile: Profiler = _profile) -> optimize.OptimizeResult:
     """Bounded truncated Newton (TNC) from ``theta``.
 
     TNC's C code calls no BLAS, so it does not stall on the threads of a busy
@@ -506,12 +413,12 @@ def _minimise(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> optimize.Opt
     """
     rows, cols = cp.tri
     bounds = [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols, strict=True)]
-    return optimize.minimize(_objective, theta, args=(cp, reml), jac=True, method="TNC",
+    return optimize.minimize(_objective, theta, args=(cp, reml, profile), jac=True, method="TNC",
                              bounds=bounds, options={"gtol": _GTOL, "maxfun": 2000})
 
 
-def _escape_point(res: optimize.OptimizeResult, cp: _CrossProducts,
-                  reml: bool) -> np.ndarray | None:
+def _escape_point(res: optimize.OptimizeResult, cp: _Parametrised, reml: bool,
+                  profile: Profiler = _profile) -> np.ndarray | None:
     """A better ``theta`` to restart from when ``res.x`` is a spurious optimum, else None.
 
     The optimiser stops where the gradient in the free elements of ``theta``
@@ -529,7 +436,7 @@ def _escape_point(res: optimize.OptimizeResult, cp: _CrossProducts,
     blocked = (rows == cols) & (res.x <= 0.0) & (res.jac > 0.0)
     if blocked.any():
         return np.where(np.isin(cols, cols[blocked]), -res.x, res.x)
-    eigval, eigvec = np.linalg.eigh(_profile(res.x, cp, reml).m)
+    eigval, eigvec = np.linalg.eigh(profile(res.x, cp, reml).m)
     if eigval[0] >= -_KKT_TOL:
         return None
     lam = _lambda(res.x, cp)
@@ -537,7 +444,7 @@ def _escape_point(res: optimize.OptimizeResult, cp: _CrossProducts,
     step = np.outer(eigvec[:, 0], eigvec[:, 0]) + 1e-6 * np.eye(cp.q)
     for t in (1.0, 0.1, 0.01):
         theta = np.linalg.cholesky(lam @ lam.T + t * step)[cp.tri]
-        if _profile(theta, cp, reml).deviance < res.fun:
+        if profile(theta, cp, reml).deviance < res.fun:
             return theta
     return None
 
@@ -553,22 +460,42 @@ def _converged(res: optimize.OptimizeResult) -> bool:
 # ----------------------------------------------------------------------------- result assembly
 
 
+def _last_profile() -> Callable[[np.ndarray, _CrossProducts, bool], _Profile]:
+    """:func:`_profile` remembering its last evaluation: the checks for a spurious optimum
+    and the result assembly evaluate the optimiser's last point again."""
+    last: dict[bytes, _Profile] = {}
+
+    def profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
+        key = theta.tobytes()
+        if key not in last:
+            last.clear()
+            last[key] = _profile(theta, cp, reml)
+        return last[key]
+
+    return profile
+
+
 def _result(design: Design, cp: _CrossProducts, theta_scaled: np.ndarray, reml: bool,
-            converged: bool) -> LMMResult:
-    prof = _profile(theta_scaled, cp, reml)
+            converged: bool,
+            profile: Callable[[np.ndarray, _CrossProducts, bool], _Profile] = _profile
+            ) -> LMMResult:
+    prof = profile(theta_scaled, cp, reml)
     q, p, n = cp.q, cp.p, cp.nobs
     rows, cols = cp.tri
     lam_scaled = _lambda(theta_scaled, cp)
     lam = lam_scaled / cp.scale[:, None]
     theta = lam[cp.tri]
     sigma2 = prof.pwrss / (n - p if reml else n)
+    # back from the working units to those of the design
+    beta, vcov = cp.units.fixef(prof.beta, sigma2 * np.linalg.inv(prof.schur[:p, :p]))
+    y_scale = cp.units.y_scale
+    sigma2 *= y_scale ** 2
     cov_re = sigma2 * lam @ lam.T
-    vcov = sigma2 * np.linalg.inv(prof.schur[:p, :p])
     # conditional modes b_c = Lambda L_c^-T L_c^-1 Lambda' Z_c'(y_c - X_c beta)
-    u = np.linalg.solve(prof.upper, prof.r_e[:, :, None])[:, :, 0]
+    u = y_scale * np.linalg.solve(prof.upper, prof.r_e[:, :, None])[:, :, 0]
     xn, zn = pd.Index(design.x_names), pd.Index(design.z_names)
     return LMMResult(
-        fixef=pd.Series(prof.beta, index=xn, name="estimate"),
+        fixef=pd.Series(beta, index=xn, name="estimate"),
         se=pd.Series(np.sqrt(np.diag(vcov)), index=xn, name="std_error"),
         vcov=pd.DataFrame(vcov, index=xn, columns=xn),
         cov_re=pd.DataFrame(cov_re, index=zn, columns=zn),

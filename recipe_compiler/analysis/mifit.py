@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .glmm import GLMMResult
 from .lmm import LMMResult
 from .pooling import average_components, pool
 
@@ -17,12 +18,12 @@ class MIFit:
     Attributes
     ----------
     formula : str
-    fits : tuple of LMMResult
+    fits : tuple of LMMResult or GLMMResult
         One fit per imputation, in imputation order.
     """
 
     formula: str
-    fits: tuple[LMMResult, ...]
+    fits: tuple[LMMResult | GLMMResult, ...]
 
     def pool(self, dfcom: float | None = None) -> pd.DataFrame:
         """Rubin's rules with Barnard-Rubin degrees of freedom.
@@ -31,8 +32,9 @@ class MIFit:
         ----------
         dfcom : float, optional
             Complete-data degrees of freedom; by default as mice computes them
-            for lmer fits (observations minus fixed effects minus covariance
-            parameters, see :attr:`LMMResult.df_complete`).
+            for lmer and glmer fits (observations minus fixed effects minus
+            covariance parameters, see :attr:`LMMResult.df_complete` and
+            :attr:`GLMMResult.df_complete`).
 
         Returns
         -------

@@ -7,23 +7,40 @@ The pipeline: parse (model/parse.py) -> schema of the model's columns (data/sche
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import pandas as pd
 
-from ..data.schema import check_frame, infer_schema
+from ..data.schema import check_columns, check_frame, infer_schema
 from ..errors import DataError, FormulaError, OptionError, suggest
-from ..model.parse import check_columns, parse_formula
+from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
-from ..plan import Cell, Derived, Plan, Role, Variable
+from ..plan import Cell, Derived, ModelPlan, Plan, Role, Variable
 from . import Context, Entry, check_model, level1_row, level2_row
 from .graph import visit_sequence
 from .methods import GROUPMEAN, check_method, default_method, target_kind, target_scope
 from .options import make_options
+from .smc import check_approach, compile_model_plan
 
 __all__ = ["compile_plan"]
 
 
-def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) -> Plan:
+@overload
+def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: Literal["fcs"] = ...,
+                 **options: object) -> Plan: ...
+
+
+@overload
+def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = ...,
+                 **options: object) -> Plan | ModelPlan: ...
+
+
+def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fcs",
+                 **options: object) -> Plan | ModelPlan:
     """Compile the imputation model implied by a mixed model (FIMD Tables 7.5, 7.6).
+
+    With ``approach="smc"``, the model-based plan instead (see
+    :func:`~recipe_compiler.compiler.smc.compile_model_plan`).
 
     Parameters
     ----------
@@ -31,20 +48,28 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
         The analysis model, lme4 style: ``"lpo ~ iqv*sex + cm(iqv)*den + (1 + iqv | sch)"``.
     data : pandas.DataFrame
         The incomplete data; levels and kinds of the columns are inferred from it.
+    approach : {"fcs", "smc"}
+        ``"fcs"``: the FIMD recipes (a :class:`Plan`); ``"smc"``: the analysis model
+        as the outcome of a joint model (a :class:`ModelPlan`).
     **options
         ``interactions`` ("implied" | "all_pairwise"), ``centering`` ("none" |
         "cluster"), ``random_slopes`` ("include" | "means_only"), ``auxiliary``
-        (list of columns), ``methods`` ({column: method}).
+        (list of columns; ``"C(x)"`` declares ``x`` categorical), ``methods``
+        ({column: method}), ``categorical`` (columns to treat as ``C(x)``),
+        ``levels`` ({column: 1 | 2}, overriding inference); with ``approach="smc"``
+        only ``auxiliary`` and ``methods`` ({column: "normal" | "logit"}).
 
     Returns
     -------
-    Plan
+    Plan or ModelPlan
 
     Raises
     ------
     RecipeError
         FormulaError, DataError or OptionError, naming what is wrong.
     """
+    if check_approach(approach) == "smc":
+        return compile_model_plan(model, data, **options)
     opts = make_options(**options)
     if not isinstance(model, (str, ModelSpec)):
         raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
@@ -62,9 +87,14 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
         if aux == spec.cluster:
             raise OptionError(f"auxiliary column '{aux}' is the cluster variable, which every "
                               "imputation model already uses (code -2)")
-    cats = {f.column for t in spec.terms for f in t.factors if f.kind == "cat"}
     columns = [c for c in (*spec.columns, *opts.auxiliary) if c != spec.cluster]
-    schema = infer_schema(data, columns, spec.cluster, categorical=cats)
+    for c in opts.categorical:
+        if c not in columns:
+            raise OptionError(f"categorical: '{c}' is not a column of the formula or an "
+                              f"auxiliary column; {suggest(c, columns)}")
+    schema = infer_schema(data, columns, spec.cluster,
+                          categorical=[*spec.categorical, *opts.categorical],
+                          levels=opts.declared_levels)
     for info in schema.columns:
         if info.n_missing and info.n_observed < 2:
             raise DataError(f"column '{info.name}' has {info.n_missing} missing values and only "
@@ -80,7 +110,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, **options: object) 
     ctx = Context(spec, schema, opts)
     check_model(ctx)
     rows = _rows(ctx)
-    methods = _methods(ctx, data)
+    methods = _methods(ctx)
     return _assemble(ctx, rows, methods)
 
 
@@ -107,8 +137,12 @@ def _single_level(e: Entry) -> Entry:
     return e
 
 
-def _methods(ctx: Context, data: pd.DataFrame) -> dict[str, str]:
-    """Each target's method: the override, else the method table's default for its kind."""
+def _methods(ctx: Context) -> dict[str, str]:
+    """Each target's method: the override, else the method table's default for its kind.
+
+    The kind is the schema's decision: a number, or a categorical column with two
+    categories (binary), more (nominal) or more and ordered (ordinal).
+    """
     overrides = ctx.options.method_overrides
     for column in overrides:
         if column not in ctx.targets:
@@ -118,24 +152,12 @@ def _methods(ctx: Context, data: pd.DataFrame) -> dict[str, str]:
     for t in ctx.targets:
         info = ctx.schema[t]
         scope = target_scope(ctx.spec.random is not None, info.level)
-        kind = target_kind(t in ctx.categorical, len(info.categories))
+        kind = target_kind(t in ctx.categorical, len(info.categories), info.ordered)
         if t in overrides:
             out[t] = check_method(overrides[t], scope,
                                   f"methods[{t!r}] (a level-{info.level} target)").name
             continue
-        default = default_method(scope, kind)
-        if default is None:
-            written = any(f.kind == "cat" and f.column == t
-                          for term in ctx.spec.terms for f in term.factors)
-            fix = (f"write '{t}' instead of 'C({t})' to impute it as a number with 2l.pmm"
-                   if written else
-                   f"it is categorical because of its dtype ({data[t].dtype}); convert it "
-                   f"to numbers (e.g. pd.to_numeric) to impute it with 2l.pmm, or pass "
-                   f"methods={{'{t}': '2l.pmm'}} to impute its category codes")
-            raise OptionError(
-                f"'{t}' is a categorical level-1 target with {len(info.categories)} "
-                f"categories; there is no two-level method for it yet: {fix}")
-        out[t] = default
+        out[t] = default_method(scope, kind)
     return out
 
 

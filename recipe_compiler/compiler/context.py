@@ -8,13 +8,13 @@ expansion, its cluster-centred form, its image under a role swap.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
 
 from ..data.schema import DataSchema
 from ..errors import FormulaError
+from ..model.expr import parse_expr, rename, to_text
 from ..model.spec import Factor, ModelSpec, Term
 from .options import Options
 
@@ -148,10 +148,9 @@ class Context:
         table = {a: b, b: a}
         out = []
         for f in t.factors:
-            if f.kind == "expr":
-                text = re.sub(r"(?<![\w.])(" + "|".join(map(re.escape, table)) + r")(?![\w.])",
-                              lambda m: table[m.group(1)], f.column)
-                out.append(Factor("expr", text, tuple(table.get(c, c) for c in f.columns)))
+            if f.kind == "expr":  # renamed in the parsed expression, not in its text
+                e = rename(parse_expr(f.column, f.columns), table)
+                out.append(Factor("expr", to_text(e), e.names))
             elif f.column in table:
                 kind = "var" if f.kind == "cat" else f.kind
                 out.append(dataclasses.replace(f, kind=kind, column=table[f.column],

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import one_of
+from ..errors import OptionError, one_of
 
 Scope = Literal["level1", "level2", "single", "derived"]
 TargetKind = Literal["numeric", "binary", "nominal", "ordinal"]
@@ -85,22 +85,34 @@ METHODS_TABLE: tuple[Method, ...] = (
          new_values=True),
     _row("2l.bin", "level1", "mixed_logit", ("binary",), r_miceadds="2l.binary",
          r_mice="2l.bin", description="two-level logistic model (Polya-Gamma Gibbs)"),
-    _row("2lonly.pmm", "level2", "pmm", ("numeric",), r_miceadds="2lonly.pmm",
+    _row("2l.polyreg", "level1", "mixed_multinomial", ("nominal",), codes=True,
+         description="two-level multinomial logit, correlated random intercepts (and "
+                     "code-4 slopes) per non-reference category (Polya-Gamma Gibbs)"),
+    _row("2l.polr", "level1", "mixed_ordinal_probit", ("ordinal",), codes=True,
+         description="two-level cumulative probit model, random intercept (and code-4 "
+                     "slopes); latent normal Gibbs, Metropolis-Hastings cut-points"),
+    _row("2lonly.pmm", "level2", "regression_pmm", ("numeric",), r_miceadds="2lonly.pmm",
          r_mice="2lonly.pmm", description="cluster-level regression on cluster means, pmm"),
-    _row("2lonly.norm", "level2", "norm", r_miceadds="2lonly.norm", r_mice="2lonly.norm",
+    _row("2lonly.norm", "level2", "regression_normal", r_miceadds="2lonly.norm",
+         r_mice="2lonly.norm",
          description="cluster-level normal regression on cluster means", new_values=True),
-    _row("2lonly.polyreg", "level2", "polyreg", ("binary", "nominal", "ordinal"), codes=True,
+    _row("2lonly.polyreg", "level2", "regression_multinomial", ("binary", "nominal"), codes=True,
          r_miceadds="2lonly.function", r_mice=None,
          description="cluster-level multinomial logit on cluster means"),
-    _row("pmm", "single", "pmm", ("numeric",), r_miceadds="pmm", r_mice="pmm",
+    _row("2lonly.polr", "level2", "ordinal_probit", ("ordinal",), codes=True,
+         description="cluster-level cumulative probit model on cluster means"),
+    _row("pmm", "single", "regression_pmm", ("numeric",), r_miceadds="pmm", r_mice="pmm",
          description="predictive mean matching (no clusters)"),
-    _row("norm", "single", "norm", r_miceadds="norm", r_mice="norm",
+    _row("norm", "single", "regression_normal", r_miceadds="norm", r_mice="norm",
          description="Bayesian linear regression (no clusters)", new_values=True),
-    _row("logreg", "single", "logreg", ("binary",), codes=True, r_miceadds="logreg",
+    _row("logreg", "single", "regression_logit", ("binary",), codes=True, r_miceadds="logreg",
          r_mice="logreg", description="Bayesian logistic regression (no clusters)"),
-    _row("polyreg", "single", "polyreg", ("nominal", "ordinal"), codes=True,
+    _row("polyreg", "single", "regression_multinomial", ("nominal",), codes=True,
          r_miceadds="polyreg", r_mice="polyreg",
          description="multinomial logit (no clusters)"),
+    _row("polr", "single", "ordinal_probit", ("ordinal",), codes=True, r_miceadds="polr",
+         r_mice="polr", description="cumulative probit model (no clusters; mice's polr is "
+                                    "the logit)"),
     _row("2l.groupmean", "derived", "", r_miceadds="2l.groupmean", r_mice=None,
          description="cluster mean of a level-1 variable"),
     _row("passive", "derived", "", description="passive update ~ I(...) of its parents"),
@@ -145,12 +157,19 @@ def target_scope(two_level: bool, level: int) -> Scope:
     return "level2" if level >= 2 else "level1"
 
 
-def default_method(scope: Scope, kind: TargetKind) -> str | None:
-    """The default method of a target of this scope and kind (None: there is none)."""
+def default_method(scope: Scope, kind: TargetKind) -> str:
+    """The default method of a target of this scope and kind.
+
+    Raises
+    ------
+    OptionError
+        The table has no default for them (every imputed scope has one per kind).
+    """
     for m in METHODS_TABLE:
         if m.scope == scope and kind in m.default_for:
             return m.name
-    return None
+    raise OptionError(f"there is no default method for a {kind} target in scope {scope!r}; "
+                      f"pass one with methods=, one of {', '.join(names(scope))}")
 
 
 def check_method(name: str, scope: Scope, what: str) -> Method:

@@ -2,11 +2,14 @@
 
 The options select among the choices that FIMD section 7.10 leaves open (see
 ``RECIPES.md``): which interactions enter, how level-1 variables enter products,
-whether random slopes become code 4, auxiliary variables, method overrides.
+whether random slopes become code 4, auxiliary variables, method overrides;
+and what the data cannot say: which columns are categorical, which level a
+column is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -20,7 +23,10 @@ RANDOM_SLOPES = ("include", "means_only")
 __all__ = ["CENTERING", "DERIVED_METHODS", "INTERACTIONS", "LEVEL1_METHODS", "LEVEL2_METHODS",
            "METHODS", "RANDOM_SLOPES", "SINGLE_METHODS", "Options", "make_options"]
 
-_KEYS = ("interactions", "centering", "random_slopes", "auxiliary", "methods")
+_KEYS = ("interactions", "centering", "random_slopes", "auxiliary", "methods", "categorical",
+         "levels")
+#: ``C(x)`` / ``factor(x)`` around an auxiliary column: declared categorical.
+_DECLARED = re.compile(r"^\s*(?:C|factor)\(\s*(?P<name>[^()]+?)\s*\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,12 @@ class Options:
         Columns used only for imputation (main effects, code 3 or 1).
     methods : tuple of (str, str)
         Method overrides, ``(column, method)``.
+    categorical : tuple of str
+        Columns declared categorical (as ``C(x)`` in the formula would), e.g. a
+        numeric code or a column of strings; ``auxiliary=["C(x)"]`` declares ``x``.
+    levels : tuple of (str, int)
+        Declared levels ``(column, 1 or 2)``, overriding inference; a column
+        declared level 2 must be constant within every cluster.
     """
 
     interactions: str = "implied"
@@ -47,6 +59,8 @@ class Options:
     random_slopes: str = "include"
     auxiliary: tuple[str, ...] = ()
     methods: tuple[tuple[str, str], ...] = field(default=())
+    categorical: tuple[str, ...] = ()
+    levels: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for name, valid in (("interactions", INTERACTIONS), ("centering", CENTERING),
@@ -56,17 +70,25 @@ class Options:
         for column, method in self.methods:
             if method not in METHODS:
                 raise one_of(f"methods[{column!r}]", method, METHODS)
+        for column, level in self.levels:
+            _level(column, level)
 
     @property
     def method_overrides(self) -> dict[str, str]:
         """The method overrides as a dict."""
         return dict(self.methods)
 
+    @property
+    def declared_levels(self) -> dict[str, int]:
+        """The declared levels as a dict."""
+        return dict(self.levels)
+
     def to_dict(self) -> dict[str, object]:
         """Plain dict (JSON-ready)."""
         return {"interactions": self.interactions, "centering": self.centering,
                 "random_slopes": self.random_slopes, "auxiliary": list(self.auxiliary),
-                "methods": dict(self.methods)}
+                "methods": dict(self.methods), "categorical": list(self.categorical),
+                "levels": dict(self.levels)}
 
 
 def make_options(**options: object) -> Options:
@@ -80,18 +102,40 @@ def make_options(**options: object) -> Options:
     unknown = [k for k in options if k not in _KEYS]
     if unknown:
         raise OptionError(f"unknown option {unknown[0]!r}; valid options: {', '.join(_KEYS)}")
-    aux = options.get("auxiliary", ())
-    if isinstance(aux, str):
-        aux = (aux,)
-    if not isinstance(aux, Iterable):
-        raise OptionError(f"auxiliary must be a list of column names, got {aux!r}")
+    written = _names(options.get("auxiliary", ()), "auxiliary")
+    matches = [_DECLARED.match(a) for a in written]
+    declared = [m.group("name") for m in matches if m]
+    aux = tuple(m.group("name") if m else a for a, m in zip(written, matches, strict=True))
     methods = options.get("methods") or {}
     if not isinstance(methods, Mapping):
         raise OptionError(f"methods must be a mapping {{column: method}}, got {methods!r}")
+    levels = options.get("levels") or {}
+    if not isinstance(levels, Mapping):
+        raise OptionError(f"levels must be a mapping {{column: 1 or 2}}, got {levels!r}")
+    categorical = _names(options.get("categorical", ()), "categorical")
     return Options(
         interactions=str(options.get("interactions", "implied")),
         centering=str(options.get("centering", "none")),
         random_slopes=str(options.get("random_slopes", "include")),
-        auxiliary=tuple(str(a) for a in aux),
+        auxiliary=aux,
         methods=tuple((str(k), str(v)) for k, v in methods.items()),
+        categorical=tuple(dict.fromkeys([*categorical, *declared])),
+        levels=tuple((str(k), _level(k, v)) for k, v in levels.items()),
     )
+
+
+def _level(column: object, level: object) -> int:
+    """A declared level: the integer 1 or 2 (also written as a string by the CLI)."""
+    if not isinstance(level, bool) and str(level).strip() in ("1", "2"):
+        return int(str(level).strip())
+    raise OptionError(f"levels[{str(column)!r}]={level!r} is not valid; a column is level 1 "
+                      "(varies within clusters) or 2 (one value per cluster)")
+
+
+def _names(value: object, option: str) -> tuple[str, ...]:
+    """A list of column names (one string is one name)."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Iterable):
+        raise OptionError(f"{option} must be a list of column names, got {value!r}")
+    return tuple(str(a) for a in value)

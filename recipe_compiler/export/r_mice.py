@@ -21,32 +21,29 @@ Two flavors:
 
 Plan names such as ``cwc(iqv):sex`` are no R names; :func:`r_names` maps each
 plan variable to one (``cwc_iqv.sex``), and the script starts with the table.
+Every user string (names, category labels, formula text, expressions) enters
+the script through :mod:`~recipe_compiler.export.r_literal`: as an escaped R
+string literal, a backtick-quoted name or comment lines, so the script always
+parses and no text becomes code.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..compiler.graph import initial_order
 from ..errors import OptionError, one_of
+from ..model.expr import parse_expr, to_r
 from ..plan import CODES, Derived, Plan
+from .r_literal import R_RESERVED, is_syntactic, r_comment, r_name, r_string
 
 __all__ = ["FLAVORS", "plan_to_r", "r_names"]
 
 FLAVORS = ("miceadds", "mice")
 
-#: R's reserved words, which ``make.names`` suffixes with a dot.
-_RESERVED = frozenset({
-    "if", "else", "repeat", "while", "function", "for", "next", "break", "in", "TRUE",
-    "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_complex_",
-    "NA_character_"})
-_R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$|^\.$")
 _NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
-_IDENT = re.compile(r"[A-Za-z_.][\w.]*")
 _WIDTH = 80
 #: mice methods that impute a factor (the column must be one).
 _FACTOR_METHODS = frozenset({"logreg", "polyreg"})
@@ -109,12 +106,12 @@ def _base_name(name: str, derived: dict[str, Derived]) -> str:
 
 def _make_name(name: str) -> str:
     """``name`` made a syntactic R name, in the manner of R's ``make.names``."""
-    if _R_NAME.match(name) and name not in _RESERVED:
+    if is_syntactic(name):
         return name
     out = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._]", "_", name)).strip("_") or "X"
-    if not _R_NAME.match(out):
+    if out not in R_RESERVED and not is_syntactic(out):
         out = "X" + out
-    return out + "." if out in _RESERVED else out
+    return out + "." if out in R_RESERVED else out
 
 
 # ------------------------------------------------------------------ translation
@@ -168,9 +165,10 @@ def _translate(plan: Plan, flavor: str) -> _Script:
     level2 = [names[t] for t in plan.targets if new_methods[t] == "2lonly.function"]
     args = []
     if level2:  # miceadds' 2lonly.function reads its settings per variable from these lists
-        args = ["imputationFunction = list(" + ", ".join(f'{t} = "polyreg"' for t in level2)
-                + ")",
-                "cluster_var = list(" + ", ".join(f'{t} = "{cluster}"' for t in level2) + ")"]
+        args = ["imputationFunction = list("
+                + ", ".join(f"{r_name(t)} = {r_string('polyreg')}" for t in level2) + ")",
+                "cluster_var = list("
+                + ", ".join(f"{r_name(t)} = {r_string(cluster)}" for t in level2) + ")"]
     return _Script(
         names=names,
         measured=[v.name for v in plan.variables if v.role != "derived"],
@@ -226,19 +224,26 @@ def _explicit_means(plan: Plan, row: list[tuple[str, int]], extra: dict[str, Der
 
 
 def _derived_method(d: Derived, names: dict[str, str], cluster: str, flavor: str) -> str:
-    """mice's method string of a derived variable, in R names (``cluster``: its R name)."""
-    p = [names[x] for x in d.parents]
+    """mice's method string of a derived variable, in R names (``cluster``: its R name).
+
+    A passive method is R code inside the method string: names in it are
+    written by :func:`r_name`, a category label by :func:`r_string` and an
+    expression by the expression language's :func:`~recipe_compiler.model.expr.to_r`
+    (``np.log`` -> ``log``, ``**`` -> ``^``).
+    """
+    p = [r_name(names[x]) for x in d.parents]
     if d.op == "cm":
-        return "2l.groupmean" if flavor == "miceadds" else f"~ I(ave({p[0]}, {cluster}))"
+        return ("2l.groupmean" if flavor == "miceadds"
+                else f"~ I(ave({p[0]}, {r_name(cluster)}))")
     if d.op == "cwc":
         return f"~ I({p[0]} - {p[1]})"
     if d.op == "product":
         return f"~ I({' * '.join(p)})"
     if d.op == "dummy":
-        level = d.detail if _NUMBER.match(d.detail) else json.dumps(d.detail)
+        level = d.detail if _NUMBER.match(d.detail) else r_string(d.detail)
         return f"~ I(as.integer({p[0]} == {level}))"
-    expr = _IDENT.sub(lambda m: names.get(m.group(0), m.group(0)), d.detail)
-    return f"~ I({expr.replace('**', '^')})"
+    expr = parse_expr(d.detail, d.parents, label=d.name)
+    return f"~ I({to_r(expr, lambda n: r_name(names[n]))})"
 
 
 def _visit(plan: Plan, extra: dict[str, Derived]) -> list[str]:
@@ -295,7 +300,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
             raise OptionError(f"{name} must be a positive integer, got {value!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise OptionError(f"seed must be an integer or None, got {seed!r}")
-    if not _R_NAME.match(data_name) or data_name in _RESERVED:
+    if not is_syntactic(data_name):
         raise OptionError(f"data_name={data_name!r} is not a valid R name; use letters, "
                           "digits, '.' and '_', starting with a letter")
     s = _translate(plan, flavor)
@@ -308,32 +313,35 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     out += [f"library({lib})" for lib in libraries] + [""]
     measured = [r[n] for n in s.measured]
     out += [f"# Load your data as `{d}` first: a data.frame with the measured columns",
-            *_wrap_words("#   ", ", ".join(s.measured) + " (missing values as NA),", "#   "),
+            *r_comment(", ".join(s.measured) + " (missing values as NA),", "#   ",
+                       width=_WIDTH),
             f"# e.g. {d} <- read.csv(\"data.csv\").",
             _wrap(_vec(_quoted(s.measured), f"{d} <- {d}[, ", "]"))]
     if measured != s.measured:
         out.append(_wrap(_vec(_quoted(measured), f"names({d}) <- ")))
     if s.factors:
         out.append("# logreg and polyreg impute factors")
-        out += [f"{d}${r[t]} <- as.factor({d}${r[t]})" for t in s.factors]
+        out += [f"{d}${r_name(r[t])} <- as.factor({d}${r_name(r[t])})" for t in s.factors]
     if s.derived:
         out += ["", "# derived variables start empty; mice recomputes them from their parents",
-                _wrap(_vec([f"{r[n]} = NA" for n in s.derived], f"{d} <- data.frame({d}, ",
+                _wrap(_vec([f"{r_name(r[n])} = NA" for n in s.derived],
+                           f"{d} <- data.frame({d}, ",
                            ")", bare=True))]
     out += ["", "# imputation methods", f"meth <- make.method({d})"]
     groups: dict[str, list[str]] = {}
     for t in plan.targets:
         groups.setdefault(s.methods[t], []).append(r[t])
     for method, cols in groups.items():
-        out.append(_wrap(_vec(_quoted(cols), "meth[", f"] <- \"{method}\"", single=True)))
+        out.append(_wrap(_vec(_quoted(cols), "meth[", f"] <- {r_string(method)}",
+                              single=True)))
     codes = "; ".join(f"{c} {meaning}" for c, meaning in CODES.items() if c)
-    out += ["", *_wrap_words("# predictor matrix: ", codes, "#   "),
+    out += ["", *r_comment(codes, "# predictor matrix: ", "#   ", width=_WIDTH),
             f"pred <- make.predictorMatrix({d})", "pred[,] <- 0"]
     out += [_row(t, s) for t in plan.targets if s.rows[t]]
     if s.derived:
         out += ["", "# derived variables: cluster means and passive terms"]
         for n in s.derived:
-            out.append(f"meth[\"{r[n]}\"] <- \"{s.methods[n]}\"")
+            out.append(f"meth[{r_string(r[n])}] <- {r_string(s.methods[n])}")
             if s.rows[n]:
                 out.append(_row(n, s))
     call = ["pred = pred", "meth = meth", f"m = {m}", f"maxit = {maxit}"]
@@ -357,31 +365,31 @@ def _header(plan: Plan, s: _Script, flavor: str) -> list[str]:
     opts = ", ".join(f"{k} = {v!r}" for k, v in plan.options.to_dict().items()
                      if v not in ([], {}))
     out = ["# Multilevel imputation with mice, written by recipe_compiler from the plan for",
-           f"#   {plan.formula}",
-           *_wrap_words("# options: ", opts, "#   "),
+           *r_comment(plan.formula, "#   "),
+           *r_comment(opts, "# options: ", "#   ", width=_WIDTH),
            f"# flavor: {flavor}"]
     if s.notes:
         out.append("# methods that differ from the plan's:")
         for note in s.notes:
-            out += _wrap_words("#   ", note, "#     ")
+            out += r_comment(note, "#   ", "#     ", width=_WIDTH)
     width = max([len("R name"), *(len(v) for v in s.names.values())])
     out += ["#", "# R names of the plan variables:", f"#   {'R name':<{width}}  plan name"]
     for name, rname in s.names.items():
         what = f" ({s.added[name]})" if name in s.added else ""
-        out.append(f"#   {rname:<{width}}  {name}{what}")
+        out += r_comment(f"{rname:<{width}}  {name}{what}", "#   ")
     return [*out, ""]
 
 
 def _row(target: str, s: _Script) -> str:
     """``pred["target", c(...)] <- c(...)`` for the non-zero cells of a row."""
     row = s.rows[target]
-    cols = _vec(_quoted([s.names[p] for p, _ in row]), f"pred[\"{s.names[target]}\", ",
+    cols = _vec(_quoted([s.names[p] for p, _ in row]), f"pred[{r_string(s.names[target])}, ",
                 "] <- ", single=True)
     return _wrap(cols, _vec([str(c) for _, c in row], single=True))
 
 
 def _quoted(names: Sequence[str]) -> list[str]:
-    return [json.dumps(n, ensure_ascii=False) for n in names]
+    return [r_string(n) for n in names]
 
 
 def _vec(items: Sequence[str], head: str = "", tail: str = "", *, bare: bool = False,
@@ -415,9 +423,3 @@ def _wrap(*groups: Sequence[str]) -> str:
                 lines.append("  ")
             lines[-1] += tok
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _wrap_words(first: str, text: str, rest: str) -> list[str]:
-    """``text`` as comment lines of at most 80 columns."""
-    return textwrap.wrap(text, _WIDTH, initial_indent=first, subsequent_indent=rest,
-                         break_long_words=False, break_on_hyphens=False)

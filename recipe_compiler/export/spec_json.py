@@ -2,7 +2,8 @@
 
 The spec is meant to be read and edited by hand: change a code in
 ``predictors``, delete a predictor, swap a method, then load it with
-:func:`load_plan`. Loading validates everything and names the offending entry.
+:func:`~recipe_compiler.export.plan_files.load_plan`. Loading validates everything
+and names the offending entry.
 
 Layout (version 1)::
 
@@ -23,8 +24,6 @@ A cell whose code in ``predictors`` differs from its provenance entry (or that
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from typing import Any, get_args
 
@@ -37,11 +36,12 @@ from ..compiler.options import (
     SINGLE_METHODS,
     make_options,
 )
-from ..errors import PlanError, suggest
+from ..errors import FormulaError, PlanError, suggest
+from ..model.expr import parse_expr
 from ..plan import CODES, Cell, Derived, DerivedOp, Plan, Role, Variable
 
-__all__ = ["EDITED", "FORMAT", "VERSION", "load_plan", "plan_to_spec", "save_plan",
-           "spec_to_plan"]
+__all__ = ["EDITED", "FORMAT", "VERSION", "check_cluster", "get_entry", "plan_to_spec",
+           "read_variables", "spec_to_plan"]
 
 FORMAT = "recipe_compiler.plan"
 VERSION = 1
@@ -111,68 +111,42 @@ def spec_to_plan(spec: Mapping[str, Any]) -> Plan:
     if not isinstance(spec, Mapping):
         raise PlanError(f"a plan spec must be a JSON object, got {type(spec).__name__}")
     _check_header(spec)
-    options = _get(spec, "options", dict, "spec")
+    options = get_entry(spec, "options", dict, "spec")
     try:
         opts = make_options(**options)
     except (TypeError, ValueError) as exc:  # TypeError: a key that is not a string
         raise PlanError(f"spec 'options': {exc}") from exc
-    variables = _variables(_get(spec, "variables", list, "spec"))
+    variables = read_variables(get_entry(spec, "variables", list, "spec"))
     names = [v.name for v in variables]
     cluster = spec.get("cluster")
-    _check_cluster(cluster, variables)
-    derived = _derived(_get(spec, "derived", list, "spec"), variables, cluster)
-    methods = _methods(_get(spec, "methods", dict, "spec"), variables, derived, cluster)
-    predictors = _predictors(_get(spec, "predictors", dict, "spec"), variables, cluster)
+    check_cluster(cluster, variables)
+    derived = _derived(get_entry(spec, "derived", list, "spec"), variables, cluster)
+    methods = _methods(get_entry(spec, "methods", dict, "spec"), variables, derived, cluster)
+    predictors = _predictors(get_entry(spec, "predictors", dict, "spec"), variables, cluster)
     provenance = _provenance(spec.get("provenance", []), names)
     cells = _merge(provenance, predictors)
     _check_ancestry(cells, derived)
-    visit = _visit(_get(spec, "visit_sequence", list, "spec"), variables)
-    return Plan(formula=_get(spec, "formula", str, "spec"), options=opts, cluster=cluster,
+    visit = _visit(get_entry(spec, "visit_sequence", list, "spec"), variables)
+    return Plan(formula=get_entry(spec, "formula", str, "spec"), options=opts, cluster=cluster,
                 variables=tuple(variables), method_table=tuple(methods.items()),
                 cells=tuple(cells), derived_defs=tuple(derived), visit=visit)
-
-
-def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
-    """Write the plan's spec to ``path`` as indented JSON (UTF-8)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(plan_to_spec(plan), fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-
-
-def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read a plan spec written by :meth:`Plan.to_json` (and perhaps edited by hand).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    Plan
-
-    Raises
-    ------
-    PlanError
-        If the file is not valid JSON or not a valid plan spec (the message
-        names the entry at fault).
-    OSError
-        If the file cannot be read.
-    """
-    with open(path, encoding="utf-8") as fh:
-        try:
-            spec = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise PlanError(f"{os.fspath(path)} is not valid JSON: {exc}") from exc
-    return spec_to_plan(spec)
 
 
 # ------------------------------------------------------------------ validation
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "an object"}
+#: op -> (fewest, most) parents of a derived variable (None: no upper bound), and what they are.
+_ARITY: dict[str, tuple[int, int | None, str]] = {
+    "cm": (1, 1, "the variable whose cluster mean it is"),
+    "cwc": (2, 2, "the variable and its cluster mean"),
+    "product": (2, None, "the factors"),
+    "dummy": (1, 1, "the categorical variable"),
+    "expr": (1, None, "the variables of the expression"),
+}
 
 
-def _get(entry: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+def get_entry(entry: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     """``entry[key]``, checked to be present and of type ``kind`` (a bool is no int)."""
     if key not in entry:
         raise PlanError(f"{where}: the key {key!r} is missing")
@@ -185,7 +159,7 @@ def _get(entry: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 def _check_header(spec: Mapping[str, Any]) -> None:
     if spec.get("format") != FORMAT:
         raise PlanError(f"spec 'format' must be {FORMAT!r}, got {spec.get('format')!r}; "
-                        "is this a plan written by Plan.to_json()?")
+                        "is this a plan written by rc.save_plan()?")
     if "version" not in spec:
         raise PlanError(f"spec 'version' is missing; this reader understands version {VERSION}")
     if spec["version"] != VERSION:
@@ -204,32 +178,32 @@ def _known(name: object, names: list[str], where: str) -> str:
     return name
 
 
-def _variables(entries: list[Any]) -> list[Variable]:
+def read_variables(entries: list[Any]) -> list[Variable]:
     roles = get_args(Role)
     out: list[Variable] = []
     for i, e in enumerate(entries):
         where = f"variables[{i}]"
         if not isinstance(e, Mapping):
             raise PlanError(f"{where} must be an object with name, role, level, kind, n_missing")
-        name = _get(e, "name", str, where)
+        name = get_entry(e, "name", str, where)
         where = f"variables[{i}] ({name!r})"
-        role = _get(e, "role", str, where)
+        role = get_entry(e, "role", str, where)
         if role not in roles:
             raise PlanError(f"{where}: role {role!r} is not valid; choose one of "
                             + ", ".join(map(repr, roles)))
-        level = _get(e, "level", int, where)
+        level = get_entry(e, "level", int, where)
         if level not in (1, 2):
             raise PlanError(f"{where}: level must be 1 or 2, got {level!r}")
-        n_missing = _get(e, "n_missing", int, where) if "n_missing" in e else 0
+        n_missing = get_entry(e, "n_missing", int, where) if "n_missing" in e else 0
         if n_missing < 0:
             raise PlanError(f"{where}: n_missing must be >= 0, got {n_missing}")
         if any(v.name == name for v in out):
             raise PlanError(f"{where}: the variable {name!r} is listed twice")
-        out.append(Variable(name, role, level, _get(e, "kind", str, where), n_missing))
+        out.append(Variable(name, role, level, get_entry(e, "kind", str, where), n_missing))
     return out
 
 
-def _check_cluster(cluster: object, variables: list[Variable]) -> None:
+def check_cluster(cluster: object, variables: list[Variable]) -> None:
     declared = [v.name for v in variables if v.role == "cluster"]
     if cluster is None:
         if declared:
@@ -250,23 +224,33 @@ def _derived(entries: list[Any], variables: list[Variable], cluster: str | None
         where = f"derived[{i}]"
         if not isinstance(e, Mapping):
             raise PlanError(f"{where} must be an object with name, op, parents, detail")
-        name = _known(_get(e, "name", str, where), names, where)
+        name = _known(get_entry(e, "name", str, where), names, where)
         where = f"derived[{i}] ({name!r})"
-        op = _get(e, "op", str, where)
+        op = get_entry(e, "op", str, where)
         if op not in ops:
             raise PlanError(f"{where}: op {op!r} is not valid; choose one of "
                             + ", ".join(map(repr, ops)))
-        parents = _get(e, "parents", list, where)
-        if not parents:
-            raise PlanError(f"{where}: 'parents' is empty; a derived variable is computed "
-                            "from at least one plan variable")
+        parents = get_entry(e, "parents", list, where)
+        fewest, most, what = _ARITY[op]
+        if not fewest <= len(parents) <= (most or len(parents)):
+            count = f"{fewest}" if most == fewest else f"at least {fewest}"
+            raise PlanError(f"{where}: op {op!r} takes {count} parents ({what}), got "
+                            f"{len(parents)}: {parents!r}")
         for p in parents:
             _known(p, names, f"{where} parent")
+            if p == cluster:
+                raise PlanError(f"{where} parent: {p!r} is the cluster variable, which only "
+                                "groups the rows; a derived variable is computed from values")
         if any(d.name == name for d in out):
             raise PlanError(f"{where}: {name!r} is defined twice")
         if op == "cm" and cluster is None:
             raise PlanError(f"{where}: a cluster mean needs a cluster, and the spec has none")
-        detail = _get(e, "detail", str, where) if "detail" in e else ""
+        detail = get_entry(e, "detail", str, where) if "detail" in e else ""
+        if op == "expr":  # re-parsed by the safe expression language: never run as Python
+            try:
+                parse_expr(detail, parents, label=f"the detail {detail!r}")
+            except FormulaError as exc:
+                raise PlanError(f"{where}: {exc}") from None
         out.append(Derived(name, op, tuple(parents), detail))
     defined = {d.name for d in out}
     for v in variables:
@@ -275,7 +259,22 @@ def _derived(entries: list[Any], variables: list[Variable], cluster: str | None
                        else f"has role {v.role!r} but is defined in 'derived'")
             raise PlanError(f"variable {v.name!r} {problem}")
     derived_graph({d.name: d.parents for d in out})
+    _check_cwc(out)
     return out
+
+
+def _check_cwc(derived: list[Derived]) -> None:
+    """Each ``cwc`` entry's second parent is the ``cm`` entry of its first."""
+    ops = {d.name: d for d in derived}
+    for i, d in enumerate(derived):
+        if d.op != "cwc":
+            continue
+        x, mean = d.parents
+        m = ops.get(mean)
+        if m is None or m.op != "cm" or m.parents != (x,):
+            raise PlanError(f"derived[{i}] ({d.name!r}): the second parent {mean!r} must be the "
+                            f"cluster mean of {x!r}, a derived entry with op 'cm' and parents "
+                            f"[{x!r}]")
 
 
 def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Derived],
@@ -327,6 +326,9 @@ def _predictors(table: dict[str, Any], variables: list[Variable],
             if code == -2 and predictor != cluster:
                 raise PlanError(f"{where}: code -2 marks the cluster variable, which is "
                                 f"{cluster!r}")
+            if code not in (-2, 0) and predictor == cluster:
+                raise PlanError(f"{where}: code {code} is not valid for the cluster variable "
+                                f"{cluster!r}; it takes code -2 (or 0: not used)")
             out[(target, predictor)] = code
     return out
 
@@ -341,9 +343,9 @@ def _provenance(entries: object, names: list[str]) -> list[Cell]:
         if not isinstance(e, Mapping):
             raise PlanError(f"{where} must be an object with target, predictor, code, step, "
                             "reason")
-        target = _known(_get(e, "target", str, where), names, f"{where} target")
-        predictor = _known(_get(e, "predictor", str, where), names, f"{where} predictor")
-        code = _get(e, "code", int, where)
+        target = _known(get_entry(e, "target", str, where), names, f"{where} target")
+        predictor = _known(get_entry(e, "predictor", str, where), names, f"{where} predictor")
+        code = get_entry(e, "code", int, where)
         if code not in CODES:
             raise PlanError(f"{where}: code {code!r} is not valid; valid codes: "
                             + ", ".join(str(c) for c in sorted(CODES)))
@@ -351,8 +353,8 @@ def _provenance(entries: object, names: list[str]) -> list[Cell]:
             raise PlanError(f"{where}: a second entry for target {target!r}, predictor "
                             f"{predictor!r}; each cell has one provenance entry")
         seen.add((target, predictor))
-        out.append(Cell(target, predictor, code, _get(e, "step", str, where),
-                        _get(e, "reason", str, where)))
+        out.append(Cell(target, predictor, code, get_entry(e, "step", str, where),
+                        get_entry(e, "reason", str, where)))
     return out
 
 
@@ -386,9 +388,13 @@ def _check_ancestry(cells: list[Cell], derived: list[Derived]) -> None:
 
 
 def _visit(sequence: list[Any], variables: list[Variable]) -> tuple[str, ...]:
-    names = [v.name for v in variables]
+    roles = {v.name: v.role for v in variables}
     for i, name in enumerate(sequence):
-        _known(name, names, f"visit_sequence[{i}]")
+        role = roles[_known(name, list(roles), f"visit_sequence[{i}]")]
+        if role not in ("target", "derived"):
+            what = "the cluster variable" if role == "cluster" else f"a {role}"
+            raise PlanError(f"visit_sequence[{i}]: {name!r} is {what}, which is never "
+                            "imputed; only targets and derived variables are visited")
     for v in variables:
         if v.role == "target" and v.name not in sequence:
             raise PlanError(f"visit_sequence: the target {v.name!r} is never visited, so it "

@@ -1,34 +1,35 @@
-"""lme4-style formula text -> :class:`~recipe_compiler.spec.ModelSpec`, and design matrices.
+"""lme4-style formula text -> :class:`~recipe_compiler.model.spec.ModelSpec`.
 
 The only module that imports formulaic. formulaic has no ``|``, so the random
 parts ``( ... | g)`` are cut out first (keeping a map back to the original
 character positions, so that errors point into the text the user wrote) and the
-fixed part is handed to formulaic.
+fixed part is handed to formulaic. ``I(...)`` arguments are parsed by the safe
+expression language of :mod:`.expr`, from the text the user wrote. Column names
+that are not plain names are written in backticks, as in R: ```` `read dis` ````.
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
 import re
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-import numpy as np
-import pandas as pd
-from formulaic import Formula, model_matrix
+from formulaic import Formula
 from formulaic.errors import FormulaSyntaxError
 
-from ..analysis.design import Design
-from ..data.schema import categorical
-from ..errors import DataError, FormulaError, render_span, suggest
+from ..errors import FormulaError
+from .expr import parse_expr, read_quoted, to_text
 from .spec import Factor, ModelSpec, RandomEffects, Term, find_spans
 
-__all__ = ["build_design", "parse_formula"]
+__all__ = ["parse_formula"]
 
 _CALL = re.compile(r"^(?P<fn>[A-Za-z_][\w.]*)\((?P<arg>.*)\)$", re.S)
 _NAME = re.compile(r"^[A-Za-z_.][\w.]*$")
 _AS_FACTOR = re.compile(r"(?<![\w.])as\.(?=factor\s*\()")
+_NESTED_CATEGORICAL = re.compile(
+    r"(?<![\w.])(?:cm|cwc)\s*\(\s*(?:as\.)?(?:C|factor)\s*\((?P<arg>[^()]*)\)\s*\)")
 _FORMULAIC_SPAN = re.compile("\u29db(?:\x1b\\[[0-9;]*m)?(?P<body>.*?)(?:\x1b\\[0m)?\u29da", re.S)
 
 
@@ -73,10 +74,12 @@ def parse_formula(formula: str) -> ModelSpec:
     Parameters
     ----------
     formula : str
-        ``y ~ fixed + (random | g)``. Fixed terms use ``+ - * : 1 0``, ``I(...)``,
-        ``C(x)`` / ``factor(x)`` (categorical), ``cm(x)`` (cluster mean of ``x``
-        over ``g``) and ``cwc(x)`` (``x`` centred within cluster). At most one
-        grouping factor; the random part may be omitted (single-level model).
+        ``y ~ fixed + (random | g)``. Fixed terms use ``+ - * : 1 0``, ``I(...)``
+        (an expression of :mod:`recipe_compiler.model.expr`), ``C(x)`` / ``factor(x)``
+        (categorical), ``cm(x)`` (cluster mean of ``x`` over ``g``) and ``cwc(x)``
+        (``x`` centred within cluster). At most one grouping factor; the random part
+        may be omitted (single-level model). Names that are not plain names go in
+        backticks: ```` `read dis` ````.
 
     Returns
     -------
@@ -89,7 +92,8 @@ def parse_formula(formula: str) -> ModelSpec:
     """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("the formula is empty; expected 'outcome ~ terms + (1 | cluster)'")
-    tilde = _top_level(formula, "~")
+    masked = _mask(formula)
+    tilde = _top_level(masked, "~")
     if not tilde:
         raise FormulaError("the formula has no '~'; expected 'outcome ~ terms'", formula,
                            (0, len(formula)))
@@ -99,19 +103,49 @@ def parse_formula(formula: str) -> ModelSpec:
     if not formula[tilde[0] + 1:].strip():
         raise FormulaError("the formula has no terms right of '~'; write 'outcome ~ 1' for an "
                            "intercept-only model", formula, (tilde[0], tilde[0] + 1))
-    randoms, cut = _cut_random(formula, tilde[0])
-    random = _random_effects(formula, randoms)
+    randoms, cut = _cut_random(formula, masked, tilde[0])
+    random = _random_effects(formula, masked, randoms)
     intercept, terms = _fixed_terms(formula, cut)
-    _check_roles(formula, outcome, terms, random, cut)
+    _check_roles(formula, masked, outcome, terms, random, cut)
     names = [outcome, *(c for t in terms for c in t.columns)]
     if random:
         names += [c for t in random.slopes for c in t.columns] + [random.cluster]
     return ModelSpec(formula=formula, outcome=outcome, intercept=intercept, terms=terms,
-                     random=random, spans=find_spans(formula, dict.fromkeys(names)))
+                     random=random, spans=find_spans(formula, dict.fromkeys(names)),
+                     nested_categorical=_nested_categorical(formula, masked))
+
+
+def _mask(formula: str) -> str:
+    """``formula`` with the inside of each backtick-quoted name blanked (same length), so
+    that scans for parentheses, ``~`` and ``|`` do not look into names."""
+    out, i = list(formula), 0
+    while i < len(formula):
+        if formula[i] == "`":
+            quoted = read_quoted(formula, i)
+            if quoted is None:
+                raise FormulaError("unterminated backtick: a quoted name needs a closing `",
+                                   formula, (i, len(formula)))
+            end = quoted[0]
+            out[i + 1:end - 1] = "_" * (end - i - 2)
+            i = end
+        else:
+            i += 1
+    return "".join(out)
+
+
+def _column_name(text: str) -> str | None:
+    """The column ``text`` names: a plain name or one backtick-quoted name; else ``None``."""
+    text = text.strip()
+    if _NAME.match(text):
+        return text
+    quoted = read_quoted(text, 0) if text.startswith("`") else None
+    if quoted is not None and quoted[0] == len(text) and quoted[1]:
+        return quoted[1]
+    return None
 
 
 def _top_level(text: str, char: str) -> list[int]:
-    """Positions of ``char`` outside parentheses."""
+    """Positions of ``char`` outside parentheses (in masked text)."""
     depth, out = 0, []
     for i, c in enumerate(text):
         if c == "(":
@@ -125,37 +159,40 @@ def _top_level(text: str, char: str) -> list[int]:
 
 def _outcome(formula: str, tilde: int) -> str:
     lhs = formula[:tilde]
-    name = lhs.strip()
+    written = lhs.strip()
     start = len(lhs) - len(lhs.lstrip())
-    if not name:
+    if not written:
         raise FormulaError("the formula has no outcome left of '~'", formula, (tilde, tilde + 1))
-    if not _NAME.match(name):
+    name = _column_name(written)
+    if name is None:
         raise FormulaError("the outcome must be a single column name (transform it in the data "
-                           "first)", formula, (start, start + len(name)))
+                           "first; write a name with spaces or symbols in backticks, `like "
+                           "this`)", formula, (start, start + len(written)))
     return name
 
 
-def _matching(text: str, open_at: int) -> int:
+def _matching(masked: str, open_at: int, formula: str) -> int:
     depth = 0
-    for i in range(open_at, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[i], 0)
+    for i in range(open_at, len(masked)):
+        depth += {"(": 1, ")": -1}.get(masked[i], 0)
         if depth == 0:
             return i
-    raise FormulaError("unbalanced parenthesis", text, (open_at, open_at + 1))
+    raise FormulaError("unbalanced parenthesis", formula, (open_at, open_at + 1))
 
 
-def _cut_random(formula: str, tilde: int) -> tuple[list[tuple[int, int]], _Cut]:
+def _cut_random(formula: str, masked: str,
+                tilde: int) -> tuple[list[tuple[int, int]], _Cut]:
     """Find ``( ... | g)`` groups right of ``~`` and cut them (and their '+') out."""
     groups: list[tuple[int, int]] = []
     i = tilde + 1
-    while i < len(formula):
-        if formula[i] == "(":
-            close = _matching(formula, i)
-            if "|" in formula[i:close]:
+    while i < len(masked):
+        if masked[i] == "(":
+            close = _matching(masked, i, formula)
+            if "|" in masked[i:close]:
                 groups.append((i, close + 1))
             i = close + 1
         else:
-            if formula[i] == ")":
+            if masked[i] == ")":
                 raise FormulaError("unbalanced parenthesis", formula, (i, i + 1))
             i += 1
     keep = [True] * len(formula)
@@ -183,7 +220,8 @@ def _cut_random(formula: str, tilde: int) -> tuple[list[tuple[int, int]], _Cut]:
     return groups, _Cut(text, origin)
 
 
-def _random_effects(formula: str, groups: list[tuple[int, int]]) -> RandomEffects | None:
+def _random_effects(formula: str, masked: str,
+                    groups: list[tuple[int, int]]) -> RandomEffects | None:
     if not groups:
         return None
     if len(groups) > 1:
@@ -193,17 +231,18 @@ def _random_effects(formula: str, groups: list[tuple[int, int]]) -> RandomEffect
                            "several grouping factors are not supported", formula, (start, end))
     start, end = groups[0]
     inner = formula[start + 1:end - 1]
-    bar = inner.index("|")
+    bar = masked[start + 1:end - 1].index("|")
     if inner[bar:bar + 2] == "||":
         raise FormulaError("uncorrelated random effects '||' are not supported yet; use '|'",
                            formula, (start + 1 + bar, start + 3 + bar))
     rhs = inner[bar + 1:]
-    cluster = rhs.strip()
+    written = rhs.strip()
     rstart = start + 1 + bar + 1 + (len(rhs) - len(rhs.lstrip()))
-    if not _NAME.match(cluster):
+    cluster = _column_name(written)
+    if cluster is None:
         raise FormulaError("the grouping factor must be a single column name; nested (a/b) or "
                            "interacted (a:b) grouping factors are not supported yet", formula,
-                           (rstart, rstart + len(cluster)))
+                           (rstart, rstart + len(written)))
     lhs = _Cut(inner[:bar], tuple(range(start + 1, start + 1 + bar)))
     intercept, slopes = _fixed_terms(formula, lhs)
     for t in slopes:
@@ -214,7 +253,7 @@ def _random_effects(formula: str, groups: list[tuple[int, int]]) -> RandomEffect
     return RandomEffects(cluster=cluster, intercept=intercept, slopes=slopes, span=(start, end))
 
 
-def _check_roles(formula: str, outcome: str, terms: tuple[Term, ...],
+def _check_roles(formula: str, masked: str, outcome: str, terms: tuple[Term, ...],
                  random: RandomEffects | None, cut: _Cut) -> None:
     """Reject a column in two roles, and cluster means in a model without clusters."""
     cluster = random.cluster if random else None
@@ -226,7 +265,7 @@ def _check_roles(formula: str, outcome: str, terms: tuple[Term, ...],
         if outcome in t.columns:
             raise FormulaError(f"the outcome '{outcome}' also appears right of '~' (in "
                                f"'{t.name}'); a model cannot predict its outcome from itself",
-                               formula, _find_after(formula, outcome))
+                               formula, _find_after(formula, masked, outcome))
     for t in terms:
         for f in t.factors:
             if cluster in f.columns:
@@ -239,9 +278,9 @@ def _check_roles(formula: str, outcome: str, terms: tuple[Term, ...],
                                    cut.find(f.name))
 
 
-def _find_after(formula: str, name: str) -> tuple[int, int] | None:
+def _find_after(formula: str, masked: str, name: str) -> tuple[int, int] | None:
     """Span of ``name`` in ``formula`` right of the '~'."""
-    tilde = _top_level(formula, "~")[0]
+    tilde = _top_level(masked, "~")[0]
     spans = find_spans(formula[tilde:], [name])
     return (tilde + spans[0][1], tilde + spans[0][2]) if spans else None
 
@@ -250,7 +289,9 @@ def _fixed_terms(formula: str, cut: _Cut) -> tuple[bool, tuple[Term, ...]]:
     cut = cut.without(_AS_FACTOR)  # R's as.factor(x) is factor(x); `as` is a Python keyword
     text = cut.text if cut.text.strip() else "1"
     try:
-        parsed = Formula(text)
+        with warnings.catch_warnings():  # Python's hints on odd literals inside I()
+            warnings.simplefilter("ignore", SyntaxWarning)
+            parsed = Formula(text)
     except FormulaSyntaxError as exc:
         raise _formulaic_error(exc, formula, cut) from None
     except Exception as exc:  # formulaic raises a few other types on odd input
@@ -262,7 +303,7 @@ def _fixed_terms(formula: str, cut: _Cut) -> tuple[bool, tuple[Term, ...]]:
         if not t.factors or all(str(f.expr) == "1" for f in t.factors):
             intercept = True
             continue
-        terms.append(Term(tuple(_factor(str(f.expr), formula, cut) for f in t.factors)))
+        terms.append(Term(tuple(_factor(f, formula, cut) for f in t.factors)))
     return intercept, tuple(terms)
 
 
@@ -274,9 +315,15 @@ def _formulaic_error(exc: FormulaSyntaxError, formula: str, cut: _Cut) -> Formul
     return FormulaError(message.strip(), formula, span)
 
 
-def _factor(expr: str, formula: str, cut: _Cut) -> Factor:
-    expr = expr.strip()
+def _factor(factor: Any, formula: str, cut: _Cut) -> Factor:
+    """Our factor of one formulaic factor (its text and its token's place in the cut)."""
+    expr = str(factor.expr).strip()
+    source = _source(factor, cut)
     span = cut.find(expr) or cut.span(0, len(cut.text))
+    if source is not None and cut.text[source[0]] == "`":
+        quoted = read_quoted(cut.text, source[0])
+        if quoted is not None and quoted[1]:
+            return Factor("var", quoted[1])
     if _NAME.match(expr):
         return Factor("var", expr)
     m = _CALL.match(expr)
@@ -284,188 +331,50 @@ def _factor(expr: str, formula: str, cut: _Cut) -> Factor:
         raise FormulaError(f"cannot use '{expr}' as a term", formula, span)
     fn, arg = m.group("fn"), m.group("arg").strip()
     if fn == "I":
-        return Factor("expr", arg, columns=_expr_columns(arg, formula, span))
+        return _expression(arg, formula, cut, source, span)
     kinds = {"cm": "cm", "cwc": "cwc", "C": "cat", "factor": "cat"}
     if fn not in kinds:
         raise FormulaError(f"unknown function '{fn}'; valid: cm(x), cwc(x), C(x), factor(x), "
                            "I(expression)", formula, span)
-    if not _NAME.match(arg):
+    column = _column_name(arg)
+    inner = _CALL.match(arg) if column is None and fn in ("cm", "cwc") else None
+    if inner is not None and inner.group("fn") in ("C", "factor"):  # cm(C(x)): proportions
+        column = _column_name(inner.group("arg"))
+    if column is None:
         raise FormulaError(f"{fn}() takes a single column name, got '{arg}'", formula, span)
-    return Factor(kinds[fn], arg)  # type: ignore[arg-type]
+    return Factor(kinds[fn], column)  # type: ignore[arg-type]
 
 
-def _expr_columns(expr: str, formula: str, span: tuple[int, int]) -> tuple[str, ...]:
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
-        raise FormulaError(f"I({expr}) is not a valid expression", formula, span) from None
-    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)
-              and isinstance(n.func, ast.Name)}
-    unknown = sorted(c for c in called if not hasattr(builtins, c))
-    if unknown:
-        raise FormulaError(f"unknown function '{unknown[0]}' in I({expr}); I() evaluates a "
-                           "Python expression with numpy as np: write e.g. "
-                           f"np.{unknown[0]}(...) for a numpy function", formula, span)
-    modules = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute)
-               and isinstance(n.value, ast.Name) and n.value.id == "np"}
-    names = [n.id for n in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name)),
-                                  key=lambda n: n.col_offset)
-             if n.id not in called and n.id not in modules]
-    if not names:
-        raise FormulaError(f"I({expr}) uses no column", formula, span)
-    return tuple(dict.fromkeys(names))
+def _nested_categorical(formula: str, masked: str) -> tuple[str, ...]:
+    """Columns written ``cm(C(x))`` or ``cwc(factor(x))``: declared categorical."""
+    names = (_column_name(formula[m.start("arg"):m.end("arg")])
+             for m in _NESTED_CATEGORICAL.finditer(masked))
+    return tuple(dict.fromkeys(n for n in names if n is not None))
 
 
-# ----------------------------------------------------------------------------- design matrices
+def _source(factor: Any, cut: _Cut) -> tuple[int, int] | None:
+    """Where formulaic's token of ``factor`` starts and ends in the cut text, if it knows."""
+    token = getattr(factor, "token", None)
+    start, end = getattr(token, "source_start", None), getattr(token, "source_end", None)
+    if start is None or end is None or not 0 <= start <= end < len(cut.text):
+        return None
+    return (start, end + 1)
 
 
-def build_design(model: str | ModelSpec, data: pd.DataFrame) -> Design:
-    """Fixed and random design matrices of a two-level model, on its complete rows.
-
-    ``cm(x)`` is the mean of the observed ``x`` of each cluster, computed before
-    rows with a missing model variable are left out (as the FIMD examples do);
-    ``cwc(x)`` is ``x - cm(x)``. Categorical factors use treatment contrasts with
-    the levels found in the whole column.
-
-    Parameters
-    ----------
-    model : str or ModelSpec
-        An lme4-style formula with one random-effects group.
-    data : pandas.DataFrame
-
-    Returns
-    -------
-    Design
-    """
-    spec = parse_formula(model) if isinstance(model, str) else model
-    if spec.random is None:
-        raise FormulaError("a mixed model needs a random part such as (1 | cluster)",
-                           spec.formula, (len(spec.formula), len(spec.formula) + 1))
-    check_columns(spec, data)
-    cluster = spec.random.cluster
-    used = [c for c in spec.columns if c != cluster] + [cluster]
-    complete = data[used].notna().all(axis=1).to_numpy()
-    if not complete.any():
-        raise DataError(f"no row is complete for the model variables {', '.join(used)}")
-    sub = _design_columns(spec, data, complete)
-    n = int(complete.sum())
-    X, x_names = _matrix(spec.terms, spec.intercept, sub, n)
-    Z, z_names = _matrix(spec.random.slopes, spec.random.intercept, sub, n)
-    codes, labels = pd.factorize(data[cluster].to_numpy()[complete], sort=True)
-    return Design(
-        y=data[spec.outcome].to_numpy(dtype=float, na_value=np.nan)[complete],
-        X=X, x_names=x_names, Z=Z, z_names=z_names,
-        groups=np.asarray(codes, dtype=np.intp), group_labels=np.asarray(labels),
-        outcome=spec.outcome, cluster=cluster, rows=data.index[complete],
-        n_dropped=int((~complete).sum()),
-    )
-
-
-def check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
-    """Raise a :class:`DataError` with a caret if a formula column is not in ``data``."""
-    cols = [*spec.columns, *([spec.cluster] if spec.cluster else [])]
-    for col in cols:
-        if col not in data.columns:
-            what = "cluster variable" if col == spec.cluster else "column"
-            span = spec.span_of(col, "random") if col == spec.cluster else spec.span_of(col)
-            where = f"\n{render_span(spec.formula, span)}" if span else ""
-            raise DataError(f"{what} '{col}' of the formula is not in the data; "
-                            f"{suggest(col, map(str, data.columns))}{where}")
-
-
-Columns = dict[str, "np.ndarray | pd.Categorical"]
-
-
-def _design_columns(spec: ModelSpec, data: pd.DataFrame, rows: np.ndarray) -> Columns:
-    """The factors' values on ``rows``, named as the factors (``cm(iqv)``, ``C(den)``).
-
-    Cluster means use every observed value of the cluster, not only ``rows``.
-    Categorical factors are pandas Categoricals with the levels of the whole column.
-    """
-    assert spec.cluster is not None
-    codes, n_groups = _codes(data[spec.cluster])
-    out: Columns = {}
-    slopes = spec.random.slopes if spec.random else ()
-    for t in (*spec.terms, *slopes):
-        for f in t.factors:
-            if f.name in out:
-                continue
-            if f.kind == "expr":
-                env = {c: data[c].to_numpy(dtype=float) for c in f.columns}
-                value = eval(compile(f.column, "<I()>", "eval"), {"np": np}, env)
-                out[f.name] = np.broadcast_to(np.asarray(value, dtype=float), len(data))[rows]
-                continue
-            if f.kind == "cat":
-                out[f.name] = pd.Categorical(categorical(data[f.column]).array)[rows]
-                continue
-            x = data[f.column].to_numpy(dtype=float, na_value=np.nan)
-            if f.kind == "var":
-                out[f.name] = x[rows]
-                continue
-            seen = ~np.isnan(x)
-            sums = np.bincount(codes[seen], weights=x[seen], minlength=n_groups)
-            counts = np.bincount(codes[seen], minlength=n_groups)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = (sums / counts)[codes]
-            out[f.name] = (mean if f.kind == "cm" else x - mean)[rows]
-    return out
-
-
-def _codes(x: pd.Series) -> tuple[np.ndarray, int]:
-    codes, labels = pd.factorize(x, sort=True)
-    return np.asarray(codes, dtype=np.intp), len(labels)
-
-
-def _matrix(terms: tuple[Term, ...], intercept: bool, frame: Columns,
-            n: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Model matrix of ``terms``: numpy products, treatment contrasts for categoricals.
-
-    A categorical factor is coded by treatment contrasts (``C(x)[T.level]``)
-    when the term without it is also in the model (or is the intercept), else by
-    one indicator per level (``C(x)[level]``), as R and formulaic do. Terms with
-    more than one categorical factor are left to formulaic.
-    """
-    if any(sum(f.kind == "cat" for f in t.factors) > 1 for t in terms):
-        return _formulaic_matrix(terms, intercept, frame)
-    present = {t.key for t in terms}
-    columns: list[np.ndarray] = [np.ones(n)] if intercept else []
-    names: list[str] = ["(Intercept)"] if intercept else []
-    for t in terms:
-        block, labels = np.ones((n, 1)), [""]
-        for f in t.factors:
-            if f.kind == "cat":
-                margin = t.key - {f}
-                reduced = (not margin and intercept) or (margin and margin in present)
-                values = frame[f.name]
-                assert isinstance(values, pd.Categorical)
-                cols, flabels = _dummies(values, f.name, bool(reduced))
-            else:
-                cols, flabels = np.asarray(frame[f.name], dtype=float)[:, None], [f.name]
-            block = (block[:, :, None] * cols[:, None, :]).reshape(n, -1)
-            labels = [f"{a}:{b}" if a else b for a in labels for b in flabels]
-        columns.extend(block.T)
-        names.extend(labels)
-    X = np.column_stack(columns) if columns else np.empty((n, 0))
-    return X, tuple(names)
-
-
-def _dummies(x: pd.Categorical, name: str, reduced: bool) -> tuple[np.ndarray, list[str]]:
-    levels = list(x.categories)
-    codes = np.asarray(x.codes)
-    keep = levels[1:] if reduced else levels
-    first = 1 if reduced else 0
-    cols = (codes[:, None] == np.arange(first, len(levels))[None, :]).astype(float)
-    cols[codes < 0] = np.nan
-    prefix = "T." if reduced else ""
-    return cols, [f"{name}[{prefix}{lv}]" for lv in keep]
-
-
-def _formulaic_matrix(terms: tuple[Term, ...], intercept: bool,
-                      frame: Columns) -> tuple[np.ndarray, tuple[str, ...]]:
-    parts = ["1" if intercept else "0"]
-    parts += [":".join(f"`{f.name}`" for f in t.factors) for t in terms]
-    mm = model_matrix(" + ".join(parts), pd.DataFrame(frame), output="pandas",
-                      na_action="ignore")
-    names = tuple("(Intercept)" if c == "Intercept" else c.replace("`", "")
-                  for c in mm.columns)
-    return np.asarray(mm, dtype=float), names
+def _expression(arg: str, formula: str, cut: _Cut, source: tuple[int, int] | None,
+                span: tuple[int, int]) -> Factor:
+    """The ``I(arg)`` factor: its expression parsed from the text the user wrote."""
+    offset, text = 0, arg
+    if source is not None:
+        written = cut.text[source[0]:source[1]]
+        m = re.fullmatch(r"I\s*\((?P<arg>.*)\)\s*", written, re.S)
+        if m is not None:
+            lo, hi = source[0] + m.start("arg"), source[0] + m.end("arg")
+            o_lo, o_hi = cut.origin[lo], cut.origin[hi - 1] + 1 if hi > lo else cut.origin[lo]
+            offset, text = o_lo, formula[o_lo:o_hi]
+            span = cut.span(*source)
+    label = f"I({text.strip()})"
+    expr = parse_expr(text, label=label, formula=formula, offset=offset)
+    if not expr.names:
+        raise FormulaError(f"{label} uses no column", formula, span)
+    return Factor("expr", to_text(expr), columns=expr.names)

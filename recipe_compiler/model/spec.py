@@ -1,8 +1,8 @@
 """Frozen value objects describing an analysis model: factors, terms, the model.
 
-A :class:`ModelSpec` is what :func:`recipe_compiler.formula.parse_formula` makes
+A :class:`ModelSpec` is what :func:`recipe_compiler.model.parse.parse_formula` makes
 of an lme4-style formula. It knows names, not data: the level and kind of each
-column come from :mod:`recipe_compiler.schema`.
+column come from :mod:`recipe_compiler.data.schema`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
+
+from .expr import quote_name
 
 FactorKind = Literal["var", "cm", "cwc", "cat", "expr", "dummy"]
 
@@ -30,7 +33,8 @@ class Factor:
         ``expr`` an ``I(...)`` expression; ``dummy`` one indicator column of a
         categorical column (``C(x)[T.level]``).
     column : str
-        The measured column (for ``expr``: the expression text inside ``I()``).
+        The measured column (for ``expr``: the expression inside ``I()``, in the
+        canonical text of :func:`recipe_compiler.model.expr.to_text`).
     columns : tuple of str
         The measured columns the factor depends on.
     level : str
@@ -48,14 +52,22 @@ class Factor:
         if not self.columns:
             object.__setattr__(self, "columns", (self.column,))
 
-    @property
+    @cached_property
     def name(self) -> str:
-        """Canonical name: ``iqv``, ``cm(iqv)``, ``cwc(iqv)``, ``C(den)``, ``C(den)[T.2]``."""
+        """Canonical name: ``iqv``, ``cm(iqv)``, ``cwc(iqv)``, ``C(den)``, ``C(den)[T.2]``.
+
+        A measured column is named as itself; inside ``cm()``, ``cwc()`` and ``C()`` a
+        name that is not plain is in backticks (```` cm(`read dis`) ````), so that the
+        name parses back to the factor.
+        """
+        if self.kind in ("var", "expr"):
+            return _WRAP[self.kind].format(self.column)
+        column = quote_name(self.column)
         if self.kind == "dummy":
-            return f"C({self.column})[T.{self.level}]"
+            return f"C({column})[T.{self.level}]"
         if self.level:
-            return _WRAP[self.kind].format(f"C({self.column})[T.{self.level}]")
-        return _WRAP[self.kind].format(self.column)
+            return _WRAP[self.kind].format(f"C({column})[T.{self.level}]")
+        return _WRAP[self.kind].format(column)
 
     def __str__(self) -> str:
         return self.name
@@ -156,6 +168,9 @@ class ModelSpec:
         The random part; ``None`` for a single-level model.
     spans : tuple of (str, int, int)
         Where each column name first appears in ``formula`` (for error carets).
+    nested_categorical : tuple of str
+        Columns written ``cm(C(x))`` / ``cwc(C(x))``: categorical, although their
+        factors are ``cm(x)`` / ``cwc(x)`` (see :attr:`categorical`).
     """
 
     formula: str
@@ -164,6 +179,14 @@ class ModelSpec:
     terms: tuple[Term, ...]
     random: RandomEffects | None
     spans: tuple[tuple[str, int, int], ...] = ()
+    nested_categorical: tuple[str, ...] = ()
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        """Columns written ``C(x)`` / ``factor(x)``, alone or inside ``cm()`` / ``cwc()``."""
+        slopes = self.random.slopes if self.random else ()
+        cats = [f.column for t in (*self.terms, *slopes) for f in t.factors if f.kind == "cat"]
+        return tuple(dict.fromkeys([*cats, *self.nested_categorical]))
 
     @property
     def cluster(self) -> str | None:

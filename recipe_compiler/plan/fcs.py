@@ -16,7 +16,8 @@ import pandas as pd
 from ..compiler.codes import CODES
 from ..compiler.methods import GROUPMEAN, PASSIVE
 from ..compiler.options import Options
-from ..errors import PlanError, suggest
+from ..errors import PlanError, RecipeError, suggest
+from ..model.parse import parse_formula
 
 Role = Literal["cluster", "target", "covariate", "derived"]
 DerivedOp = Literal["cm", "cwc", "product", "dummy", "expr"]
@@ -207,6 +208,8 @@ class Plan:
             v = self.variable(t)
             lines.append(f"  {t:<12} {methods[t]:<14} level {v.level}, {v.kind}, "
                          f"{v.n_missing} missing")
+        if self.smc_advice:
+            lines.append(self.smc_advice)
         if self.derived_defs:
             lines.append("")
             lines.append("derived variables:")
@@ -221,44 +224,27 @@ class Plan:
         lines.append("visit sequence: " + ", ".join(self.visit))
         return "\n".join(lines)
 
+    @property
+    def smc_advice(self) -> str:
+        """One line recommending ``approach="smc"`` where the recipes are approximate.
+
+        Empty unless the analysis model has a random slope on an incomplete
+        variable or an interaction involving one.
+        """
+        try:
+            spec = parse_formula(self.formula)
+        except RecipeError:  # a hand-edited spec's formula; nothing to advise on
+            return ""
+        targets = set(self.targets)
+        slopes = [t.name for t in (spec.random.slopes if spec.random else ())
+                  if targets & set(t.columns)]
+        products = [t.name for t in spec.terms if t.degree > 1 and targets & set(t.columns)]
+        if not slopes and not products:
+            return ""
+        what = [f"random slope of {', '.join(slopes)}"] if slopes else []
+        what += [f"interaction {', '.join(products)}"] if products else []
+        return (f"note: the {' and the '.join(what)} involve(s) an incomplete variable, where "
+                "the FCS recipes are approximate; approach=\"smc\" is the unbiased alternative")
+
     def __str__(self) -> str:
         return self.summary()
-
-    # ----------------------------------------------------------------- export
-
-    def to_spec(self) -> dict[str, Any]:
-        """The plan as a plain JSON-ready dict; see :mod:`recipe_compiler.export.spec_json`."""
-        from ..export.spec_json import plan_to_spec
-        return plan_to_spec(self)
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Plan:
-        """A plan from a (possibly hand-edited) spec dict; raises PlanError naming the entry."""
-        from ..export.spec_json import spec_to_plan
-        return spec_to_plan(spec)
-
-    def to_json(self, path: str | os.PathLike[str]) -> None:
-        """Write the spec to ``path`` as JSON; read it back with ``rc.load_plan(path)``."""
-        from ..export.spec_json import save_plan
-        save_plan(self, path)
-
-    def to_r(self, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
-             seed: int | None = None, data_name: str = "d") -> str:
-        """A standalone R script running this plan with mice; see :func:`~.export.plan_to_r`."""
-        from ..export.r_mice import plan_to_r
-        return plan_to_r(self, flavor=flavor, m=m, maxit=maxit, seed=seed, data_name=data_name)
-
-    def plot_predictor_matrix(self) -> Figure:
-        """Heatmap of the target rows with their codes; needs matplotlib (``[plot]`` extra)."""
-        from ..plots import plot_predictor_matrix
-        return plot_predictor_matrix(self)
-
-
-import typing  # noqa: E402  (names for the annotations of the export methods only)
-
-if typing.TYPE_CHECKING:
-    import os
-    from collections.abc import Mapping
-    from typing import Any
-
-    from matplotlib.figure import Figure

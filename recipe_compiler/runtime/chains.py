@@ -8,12 +8,14 @@ imputations.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
 
 import numpy as np
 
+from ..errors import OptionError
 from .gibbs import ChainResult, run_chain
 from .problem import Problem
 
@@ -24,40 +26,83 @@ def chain_seeds(seed: int | np.random.SeedSequence | None, m: int) -> list[np.ra
     return root.spawn(m)
 
 
-def run_chains(problem: Problem, *, m: int, maxit: int,
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - platforms without affinity masks
+
+
+def worker_count(n_jobs: object, m: int) -> int:
+    """The processes to start for ``m`` chains: ``min(n_jobs, m, available_cpus())``.
+
+    Parameters
+    ----------
+    n_jobs : int
+        A positive number of processes, or joblib's convention for negative
+        values: ``-1`` all CPUs, ``-2`` all but one, ``-k`` all but ``k - 1``
+        (at least one).
+    m : int
+        Number of chains (at least 1).
+
+    Raises
+    ------
+    OptionError
+        ``n_jobs`` is 0, not an integer, or a bool.
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise OptionError(f"n_jobs={n_jobs!r} is not valid; use a positive integer (number of "
+                          "processes), -1 for all CPUs or -k for all but k - 1")
+    cpus = available_cpus()
+    wanted = int(n_jobs) if n_jobs > 0 else max(cpus + 1 + int(n_jobs), 1)
+    return max(min(wanted, m, cpus), 1)
+
+
+#: A chain: ``chain(problem, maxit, seed, donors, on_iteration) -> ChainResult``.
+ChainFunction = Callable[..., ChainResult]
+
+
+def run_chains(problem: Problem | object, *, m: int, maxit: int,
                seed: int | np.random.SeedSequence | None, donors: int = 5, n_jobs: int = 1,
-               executor: Executor | None = None, progress: bool = False) -> list[ChainResult]:
+               executor: Executor | None = None, progress: bool = False,
+               chain: ChainFunction | None = None) -> list[ChainResult]:
     """Run m chains and return their results in chain order.
 
     Parameters
     ----------
     problem : Problem
+        What ``chain`` runs on (the model-based sampler passes its own problem).
     m, maxit : int
     seed : int, SeedSequence or None
     donors : int
     n_jobs : int
-        Processes to use when no ``executor`` is given (1: this process).
+        Processes to use when no ``executor`` is given, capped by
+        :func:`worker_count` at ``m`` and the available CPUs (one: this process).
     executor : concurrent.futures.Executor, optional
         Where to run the chains (takes precedence over ``n_jobs``).
     progress : bool
         Show a progress bar on stderr (needs tqdm; silently plain otherwise).
+    chain : callable, optional
+        The chain function; ``None``: the FCS :func:`~.gibbs.run_chain`.
     """
+    run: ChainFunction = run_chain if chain is None else chain
     seeds = chain_seeds(seed, m)
-    bar = _progress_bar(m * max(maxit, 1) if executor is None and n_jobs == 1 else m, progress)
+    workers = worker_count(n_jobs, m)
+    bar = _progress_bar(m * max(maxit, 1) if executor is None and workers == 1 else m, progress)
     try:
-        if executor is None and n_jobs == 1:
+        if executor is None and workers == 1:
             tick = (lambda: bar(1)) if maxit else None
             out = []
             for s in seeds:
-                out.append(run_chain(problem, maxit, s, donors, tick))
+                out.append(run(problem, maxit, s, donors, tick))
                 if not maxit:
                     bar(1)
             return out
         if executor is not None:
-            return _collect(executor, problem, maxit, seeds, donors, bar, cancel=True)
-        pool = ProcessPoolExecutor(max_workers=n_jobs)
+            return _collect(executor, run, problem, maxit, seeds, donors, bar, cancel=True)
+        pool = ProcessPoolExecutor(max_workers=workers)
         try:
-            return _collect(pool, problem, maxit, seeds, donors, bar, cancel=False)
+            return _collect(pool, run, problem, maxit, seeds, donors, bar, cancel=False)
         except BaseException:
             _stop(pool)
             raise
@@ -67,7 +112,7 @@ def run_chains(problem: Problem, *, m: int, maxit: int,
         bar(0)
 
 
-def _collect(executor: Executor, problem: Problem, maxit: int,
+def _collect(executor: Executor, chain: ChainFunction, problem: Problem | object, maxit: int,
              seeds: list[np.random.SeedSequence], donors: int,
              bar: Callable[[int], None], cancel: bool) -> list[ChainResult]:
     """Submit the chains and return their results in chain order.
@@ -75,7 +120,7 @@ def _collect(executor: Executor, problem: Problem, maxit: int,
     The first chain to fail (or a KeyboardInterrupt while waiting) raises at
     once; with ``cancel``, the chains not yet started are then cancelled.
     """
-    futures = [executor.submit(run_chain, problem, maxit, s, donors) for s in seeds]
+    futures = [executor.submit(chain, problem, maxit, s, donors) for s in seeds]
     try:
         if all(isinstance(f, Future) for f in futures):
             pending: set[Future[ChainResult]] = set(futures)

@@ -1,7 +1,9 @@
 """Derived variables, recomputed from their parents over all rows at once.
 
 ``2l.groupmean`` (cluster means), centring within cluster, products, dummy
-columns and ``I()`` expressions: each one vectorised numpy pass.
+columns and ``I()`` expressions: each one vectorised numpy pass. Dummies and
+expressions go through the term evaluator (:mod:`recipe_compiler.model.terms`);
+an expression is parsed by the safe expression language, never run as Python.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..data.grouping import Grouping
-from ..errors import DataError, FormulaError
+from ..errors import DataError
+from ..model.expr import evaluate
+from ..model.terms import expression, indicators
 from ..plan import Derived
 
 
@@ -28,6 +32,13 @@ def compute(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
         The cluster of every row.
     categories : mapping of str -> tuple of str
         Category labels (in code order) of the categorical columns.
+
+    Raises
+    ------
+    FormulaError
+        An ``expr`` whose ``detail`` is not a valid expression of its parents.
+    DataError
+        A dummy's level that the column lacks, or an expression that is not finite.
     """
     if d.op == "cm":
         return grouping.expand(grouping.means(values[d.parents[0]]))
@@ -43,16 +54,8 @@ def compute(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
         if d.detail not in levels:
             raise DataError(f"cannot compute '{d.name}': '{d.parents[0]}' has no level "
                             f"{d.detail!r} (its levels: {', '.join(map(repr, levels))})")
-        return (values[d.parents[0]] == levels.index(d.detail)).astype(float)
-    env = {p: values[p] for p in d.parents}
-    try:
-        with np.errstate(all="ignore"):
-            result = eval(compile(d.detail, f"<{d.name}>", "eval"), {"np": np}, env)
-            out = np.broadcast_to(np.asarray(result, dtype=float), (grouping.n_rows,)).copy()
-    except Exception as exc:  # any error of the user's expression
-        raise FormulaError(f"cannot compute {d.name}: {type(exc).__name__}: {exc}; I() takes "
-                           "a numeric numpy expression of the columns, such as I(x ** 2) or "
-                           "I(np.log(x))") from None
+        return indicators(values[d.parents[0]], [levels.index(d.detail)])[:, 0]
+    out = evaluate(expression(d.detail, d.parents, d.name), values, grouping.n_rows)
     bad = ~np.isfinite(out)
     if bad.any():
         raise DataError(f"{d.name} is not finite (NaN or infinite) in {int(bad.sum())} of "

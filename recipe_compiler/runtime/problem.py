@@ -14,8 +14,8 @@ import pandas as pd
 
 from ..compiler.graph import initial_order, visit_sequence
 from ..compiler.methods import method
+from ..data.codec import encode
 from ..data.grouping import Grouping
-from ..data.schema import categorical
 from ..errors import DataError, suggest
 from ..plan import Plan
 
@@ -85,17 +85,11 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
                 else Grouping.single(len(data)))
     columns: dict[str, np.ndarray] = {}
     categories: dict[str, tuple[str, ...]] = {}
-    dummy_parents = {d.parents[0] for d in plan.derived_defs if d.op == "dummy"}
-    coded = {t for t, m in plan.method_table if method(m).codes}
+    coded = categorical_columns(plan) | {t for t, m in plan.method_table if method(m).codes}
     for v in measured:
         x = data[v.name]
-        if (v.name in dummy_parents or v.name in coded or v.kind == "categorical"
-                or not pd.api.types.is_numeric_dtype(x)):
-            cat = categorical(x)
-            categories[v.name] = tuple(str(c) for c in cat.cat.categories)
-            codes = cat.cat.codes.to_numpy().astype(float)
-            codes[codes < 0] = np.nan
-            columns[v.name] = codes
+        if v.name in coded or not pd.api.types.is_numeric_dtype(x):
+            columns[v.name], categories[v.name] = encode(x)
         else:
             columns[v.name] = x.to_numpy(dtype=float, na_value=np.nan)
     for d in plan.derived_defs:
@@ -128,6 +122,19 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
                    categories=categories, methods=methods,
                    predictors=predictors, derived_order=initial_order(parents, list(parents)),
                    descendants=derived_descendants(plan))
+
+
+def categorical_columns(plan: Plan) -> frozenset[str]:
+    """The measured columns the plan treats as categorical (the schema's decision).
+
+    Those with dummy columns, those with three or more categories, and those
+    declared with the ``categorical`` option: the runtime holds them as codes,
+    and :meth:`~recipe_compiler.imputations.Imputations.fit` dummy-codes them.
+    """
+    dummy_parents = {d.parents[0] for d in plan.derived_defs if d.op == "dummy"}
+    typed = {v.name for v in plan.variables if v.role in ("target", "covariate")
+             and v.kind == "categorical"}
+    return frozenset(dummy_parents | typed | set(plan.options.categorical))
 
 
 def derived_descendants(plan: Plan) -> dict[str, tuple[str, ...]]:

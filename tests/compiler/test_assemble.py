@@ -55,15 +55,26 @@ def test_declared_categorical_targets_get_categorical_methods(frame: pd.DataFram
     assert plan.methods[["b", "w"]].tolist() == ["2l.bin", "2lonly.polyreg"]
 
 
-def test_a_categorical_level1_target_with_three_categories_needs_a_method(
+def test_a_nominal_level1_target_gets_2l_polyreg_and_an_ordinal_one_2l_polr(
         frame: pd.DataFrame) -> None:
     data = frame.assign(k=np.where(frame["x"] > 0.5, 2.0, np.where(frame["x"] < -0.5, 0.0, 1.0)))
     data.loc[data["x"].isna(), "k"] = np.nan
-    with pytest.raises(OptionError, match="'k' is a categorical level-1 target with 3 "
-                                          "categories; there is no two-level method"):
-        rc.compile("y ~ C(k) + (1 | g)", data)
-    plan = rc.compile("y ~ C(k) + (1 | g)", data, methods={"k": "2l.pmm"})
-    assert plan.methods["k"] == "2l.pmm"
+    assert rc.compile("y ~ C(k) + (1 | g)", data).methods["k"] == "2l.polyreg"
+    ordered = data.assign(k=pd.Categorical(data["k"], categories=[2.0, 0.0, 1.0], ordered=True))
+    assert rc.compile("y ~ k + (1 | g)", ordered).methods["k"] == "2l.polr"
+    plan = rc.compile("y ~ C(k) + (1 | g)", data, methods={"k": "2l.polr"})
+    assert plan.methods["k"] == "2l.polr"
+    assert rc.compile("y ~ C(k) + (1 | g)", data, methods={"k": "2l.pmm"}).methods["k"] == \
+        "2l.pmm"
+
+
+def test_level2_and_single_level_categorical_defaults(frame: pd.DataFrame) -> None:
+    w3 = frame["w"] + (frame["g"] % 3 == 0)  # level 2, three categories
+    data = frame.assign(w3=w3, o3=pd.Categorical(w3, ordered=True))
+    plan = rc.compile("y ~ C(w3) + o3 + (1 | g)", data)
+    assert plan.methods[["w3", "o3"]].tolist() == ["2lonly.polyreg", "2lonly.polr"]
+    single = rc.compile("y ~ C(w3) + o3", data)
+    assert single.methods[["w3", "o3"]].tolist() == ["polyreg", "polr"]
 
 
 @pytest.mark.parametrize("target, method", [("y", "2l.norm"), ("w", "2lonly.norm")])

@@ -37,18 +37,43 @@ def test_a_single_auxiliary_string_is_one_column() -> None:
 
 def test_method_overrides_and_to_dict_round_trip() -> None:
     opts = make_options(interactions="all_pairwise", centering="cluster",
-                        random_slopes="means_only", auxiliary=["a"], methods={"y": "2l.norm"})
-    assert opts.method_overrides == {"y": "2l.norm"}
+                        random_slopes="means_only", auxiliary=["a"], methods={"y": "2l.norm"},
+                        categorical=["c"], levels={"z": 2})
+    assert opts.method_overrides == {"y": "2l.norm"} and opts.declared_levels == {"z": 2}
     assert opts.to_dict() == {"interactions": "all_pairwise", "centering": "cluster",
                               "random_slopes": "means_only", "auxiliary": ["a"],
-                              "methods": {"y": "2l.norm"}}
+                              "methods": {"y": "2l.norm"}, "categorical": ["c"],
+                              "levels": {"z": 2}}
     assert make_options(**opts.to_dict()) == opts
+
+
+def test_a_categorical_auxiliary_is_an_auxiliary_declared_categorical() -> None:
+    opts = make_options(auxiliary=["C(FedState)", "ses", "factor( track )"],
+                        categorical="ses")
+    assert opts.auxiliary == ("FedState", "ses", "track")
+    assert opts.categorical == ("ses", "FedState", "track")
+
+
+@pytest.mark.parametrize("levels", [{"z": 3}, {"z": True}, {"z": "two"}, {"z": 2.5}])
+def test_a_level_must_be_1_or_2(levels: dict[str, object]) -> None:
+    with pytest.raises(OptionError, match=r"levels\['z'\]=.* is not valid; a column is level 1 "
+                                          r"\(varies within clusters\) or 2"):
+        make_options(levels=levels)
+
+
+def test_levels_from_the_command_line_are_strings() -> None:
+    assert make_options(levels={"z": "2", "x": "1"}).levels == (("z", 2), ("x", 1))
+
+
+def test_levels_must_be_a_mapping() -> None:
+    with pytest.raises(OptionError, match="levels must be a mapping"):
+        make_options(levels=["z"])
 
 
 def test_unknown_option_name_lists_the_valid_ones() -> None:
     with pytest.raises(OptionError, match="unknown option 'interaction'; valid options: "
                                           "interactions, centering, random_slopes, auxiliary, "
-                                          "methods"):
+                                          "methods, categorical, levels"):
         make_options(interaction="implied")
 
 

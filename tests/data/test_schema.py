@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -13,9 +14,10 @@ from recipe_compiler.data.schema import (
     MAX_CATEGORIES,
     categorical,
     check_frame,
+    distinct_per_cluster,
     infer_schema,
 )
-from recipe_compiler.errors import DataError
+from recipe_compiler.errors import DataError, DataWarning
 
 G = [1, 1, 2, 2, 3, 3]
 
@@ -198,3 +200,71 @@ def test_more_than_50_undeclared_categories_are_refused() -> None:
 def test_a_column_not_in_the_data_is_named() -> None:
     with pytest.raises(DataError, match="column 'q' is not in the data"):
         infer_schema(pd.DataFrame({"g": G}), ["q"], "g")
+
+
+# ----------------------------------------------------------------------------- declared levels,
+# nearly level-2 columns, ordered categories
+
+
+def clustered(n_clusters: int = 40, size: int = 5, broken: tuple[int, ...] = ()) -> pd.DataFrame:
+    """``s`` constant within each of ``n_clusters`` clusters (labels 101, 102, ...), except
+    one extra value in each cluster of ``broken``; ``x`` varies within every cluster."""
+    g = np.repeat(np.arange(101, 101 + n_clusters), size)
+    s = (g % 7).astype(float)
+    for c in broken:
+        s[np.flatnonzero(g == c)[0]] += 0.5
+    x = np.arange(len(g), dtype=float)
+    return pd.DataFrame({"g": g, "s": s, "x": x})
+
+
+def test_a_declared_level_2_column_that_varies_names_the_clusters_and_counts() -> None:
+    data = clustered(broken=(104, 117))
+    with pytest.raises(DataError) as exc:
+        infer_schema(data, ["s"], "g", levels={"s": 2})
+    assert str(exc.value).startswith(
+        "column 's' is declared level 2 (levels={'s': 2}), but it varies within 2 of 40 "
+        "clusters of 'g': 104 (2 values in 5 rows), 117 (2 values in 5 rows); a level-2 column "
+        "takes one value per cluster")
+
+
+def test_declared_levels_override_inference() -> None:
+    data = clustered()
+    assert infer_schema(data, ["s", "x"], "g", levels={"s": 1})["s"].level == 1
+    assert infer_schema(data, ["s"], "g", levels={"s": 2})["s"].level == 2
+
+
+def test_a_level_for_a_column_outside_the_model_or_without_clusters_is_refused() -> None:
+    data = clustered()
+    with pytest.raises(DataError, match="levels: 'ss' is not a measured column of the model; "
+                                        "did you mean 's'"):
+        infer_schema(data, ["s"], "g", levels={"ss": 2})
+    with pytest.raises(DataError, match="declared level 2, but the model has no clusters"):
+        infer_schema(data, ["s"], None, levels={"s": 2})
+
+
+def test_a_nearly_level_2_column_stays_level_1_with_a_warning_naming_the_clusters() -> None:
+    # 1 of 40 clusters with >= 2 rows is within 5%: a warning; 3 of 40 is not
+    with pytest.warns(DataWarning, match=r"column 's' varies within only 1 of 40 clusters of "
+                                         r"'g': 117 \(2 values in 5 rows\); it is imputed and "
+                                         r"used as a level-1 column.*levels=\{'s': 2\}"):
+        assert infer_schema(clustered(broken=(117,)), ["s"], "g")["s"].level == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert infer_schema(clustered(broken=(103, 110, 117)), ["s"], "g")["s"].level == 1
+
+
+def test_distinct_values_per_cluster_are_counted_over_observed_values() -> None:
+    data = pd.DataFrame({"g": [1, 1, 1, 2, 2, 3], "v": ["a", "b", None, "c", "c", None]})
+    grouping = Grouping.from_column(data, "g")
+    counts = distinct_per_cluster(data["v"], data["v"].notna().to_numpy(), grouping)
+    assert counts.tolist() == [2, 1, 0]
+
+
+def test_an_ordered_categorical_is_ordered_in_its_own_level_order() -> None:
+    levels = ["low", "mid", "high"]
+    data = pd.DataFrame({"g": G, "o": pd.Categorical(["mid", "low", "high", "mid", None, "low"],
+                                                     categories=levels, ordered=True),
+                         "u": pd.Categorical(["b", "a", "c", "b", "a", "c"])})
+    s = infer_schema(data, ["o", "u"], "g")
+    assert s["o"].ordered and s["o"].categories == ("low", "mid", "high")
+    assert not s["u"].ordered and s["u"].kind == "categorical"

@@ -2,7 +2,7 @@
 
     python tests/export/regenerate_golden.py
 
-``test_r_mice.py`` compares ``Plan.to_r()`` with these files character for
+``test_r_mice.py`` compares ``rc.plan_to_r(Plan)`` with these files character for
 character; review the diff of the rewritten files before committing them.
 """
 
@@ -36,7 +36,7 @@ def book_plan(section: str) -> rc.Plan:
 def render(stem: str) -> str:
     """The R script that ``GOLDEN_DIR / f"{stem}.R"`` must hold (m = maxit = 10, as the book)."""
     section, flavor, seed = GOLDEN[stem]
-    return book_plan(section).to_r(flavor=flavor, m=10, maxit=10, seed=seed)
+    return rc.plan_to_r(book_plan(section), flavor=flavor, m=10, maxit=10, seed=seed)
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def _methods(script: str) -> dict[str, str]:
 @pytest.mark.parametrize("section", ["7.10.4", "7.10.5", "7.10.6", "7.10.7"])
 def test_miceadds_script_holds_the_plans_matrix_methods_and_visits(section: str) -> None:
     plan = book_plan(section)
-    script = plan.to_r()
+    script = rc.plan_to_r(plan)
     r = r_names(plan)
     pm = plan.predictor_matrix
     expected = {r[t]: {r[p]: int(c) for p, c in pm.loc[t].items() if c}
@@ -84,20 +84,20 @@ def test_r_names_are_valid_distinct_and_readable() -> None:
     assert r["cwc(iqv):sex"] == "cwc_iqv.sex" and r["cwc(lpo):cwc(iqv)"] == "cwc_lpo.cwc_iqv"
     assert all(R_NAME.match(v) for v in r.values())
     assert len(set(r.values())) == len(r)
-    assert "#   cwc_iqv.sex      cwc(iqv):sex" in plan.to_r()
+    assert "#   cwc_iqv.sex      cwc(iqv):sex" in rc.plan_to_r(plan)
 
 
 def test_r_names_of_dummies_and_expressions(brandsma: pd.DataFrame) -> None:
     plan = rc.compile("lpo ~ iqv + C(den) + I(iqv**2) + (1 | sch)", brandsma)
     r = r_names(plan)
     assert (r["C(den)[T.2]"], r["I(iqv ** 2)"]) == ("den_2", "I_iqv_2")
-    script = plan.to_r()
+    script = rc.plan_to_r(plan)
     assert 'meth["den_2"] <- "~ I(as.integer(den == 2))"' in script
     assert 'meth["I_iqv_2"] <- "~ I(iqv ^ 2)"' in script
 
 
 def test_r_names_avoid_clashes_and_reserved_words() -> None:
-    spec = book_plan("7.10.2").to_spec()
+    spec = rc.plan_to_spec(book_plan("7.10.2"))
     for name in ("cm_iqv", "if", "2nd wave"):
         spec["variables"].append({"name": name, "role": "covariate", "level": 1,
                                   "kind": "continuous", "n_missing": 0})
@@ -105,18 +105,18 @@ def test_r_names_avoid_clashes_and_reserved_words() -> None:
     spec["variables"].append({"name": "cm(iqv)", "role": "derived", "level": 2,
                               "kind": "derived", "n_missing": 0})
     spec["methods"]["cm(iqv)"] = "2l.groupmean"
-    plan = rc.Plan.from_spec(spec)
+    plan = rc.spec_to_plan(spec)
     r = r_names(plan)
     assert (r["cm_iqv"], r["cm(iqv)"], r["if"], r["2nd wave"]) == (
         "cm_iqv", "cm_iqv_2", "if.", "X2nd_wave")
-    script = plan.to_r()
+    script = rc.plan_to_r(plan)
     assert 'd <- d[, c("sch", "lpo", "iqv", "cm_iqv", "if", "2nd wave")]' in script
     assert 'names(d) <- c("sch", "lpo", "iqv", "cm_iqv", "if.", "X2nd_wave")' in script
 
 
 def test_mice_flavor_uses_only_mice_methods() -> None:
     plan = book_plan("7.10.5")
-    script = plan.to_r(flavor="mice")
+    script = rc.plan_to_r(plan, flavor="mice")
     assert "miceadds" not in script.replace("miceadds' 2l.groupmean", "")
     methods = _methods(script)
     assert {m for m in methods.values() if not m.startswith("~")} <= MICE_METHODS
@@ -134,16 +134,16 @@ def test_mice_flavor_uses_only_mice_methods() -> None:
 def test_mice_flavor_adds_cluster_means_the_plan_lacks(brandsma: pd.DataFrame) -> None:
     plan = rc.compile("lpo ~ iqv + sex + (1 + iqv | sch)", brandsma)
     assert not plan.derived
-    script = plan.to_r(flavor="mice")
+    script = rc.plan_to_r(plan, flavor="mice")
     assert "d <- data.frame(d, cm_lpo = NA, cm_iqv = NA)" in script
     assert "#   cm_iqv  cm(iqv) (cluster mean of iqv, for 2l.bin)" in script
     assert _rows(script)["sex"] == {"sch": -2, "lpo": 1, "iqv": 2, "cm_lpo": 1, "cm_iqv": 1}
     assert 'visit <- c("lpo", "cm_lpo", "iqv", "cm_iqv", "sex")' in script
-    assert "cm_iqv" not in plan.to_r(flavor="miceadds")
+    assert "cm_iqv" not in rc.plan_to_r(plan, flavor="miceadds")
 
 
 def test_mice_flavor_uses_2l_norm_when_the_row_has_only_code_2() -> None:
-    script = book_plan("7.10.1").to_r(flavor="mice")
+    script = rc.plan_to_r(book_plan("7.10.1"), flavor="mice")
     assert _methods(script) == {"lpo": "2l.norm"}
     assert "visit" not in script.split("library(mice)")[1]
 
@@ -153,7 +153,7 @@ def test_derived_variables_of_complete_columns_are_visited_first(brandsma: pd.Da
     plan = rc.compile("lpo ~ iqv + C(min)*pup + (1 | sch)", brandsma)
     assert set(plan.derived) == {"C(min)[T.1]", "C(min)[T.1]:pup"}
     assert not set(plan.derived) & set(plan.visit)
-    script = plan.to_r(flavor="mice")
+    script = rc.plan_to_r(plan, flavor="mice")
     assert 'visit <- c("min_1", "min_1.pup", "lpo", "iqv")' in script
 
 
@@ -161,29 +161,29 @@ def test_methods_without_a_direct_counterpart(brandsma: pd.DataFrame) -> None:
     plan = rc.compile("lpo ~ iqv + C(den) + (1 | sch)", brandsma,
                       methods={"iqv": "2l.norm"})
     assert plan.methods["den"] == "2lonly.polyreg"
-    adds = plan.to_r()
+    adds = rc.plan_to_r(plan)
     assert _methods(adds)["den"] == "2lonly.function"
     assert _methods(adds)["iqv"] == "2l.continuous"
     assert ('imputationFunction = list(den = "polyreg"), cluster_var = list(den = "sch")'
             in adds.replace("\n  ", " "))
-    assert _methods(plan.to_r(flavor="mice"))["den"] == "2lonly.pmm"
+    assert _methods(rc.plan_to_r(plan, flavor="mice"))["den"] == "2lonly.pmm"
 
 
 def test_single_level_plan_converts_factor_targets(brandsma: pd.DataFrame) -> None:
     plan = rc.compile("lpo ~ iqv + C(den)", brandsma)
-    script = plan.to_r(flavor="miceadds")
+    script = rc.plan_to_r(plan, flavor="miceadds")
     assert _methods(script)["den"] == "polyreg"
     assert "d$den <- as.factor(d$den)" in script
     assert "library(miceadds)" not in script
 
 
 def test_arguments_end_up_in_the_script() -> None:
-    script = book_plan("7.10.2").to_r(m=3, maxit=7, seed=42, data_name="brandsma")
+    script = rc.plan_to_r(book_plan("7.10.2"), m=3, maxit=7, seed=42, data_name="brandsma")
     assert "brandsma <- brandsma[, c(\"sch\", \"lpo\", \"iqv\")]" in script
     assert "imp <- mice(brandsma, pred = pred, meth = meth, visit = visit, m = 3, maxit = 7," \
         in script
     assert "seed = 42" in script
-    assert "seed" not in book_plan("7.10.2").to_r().split("imp <- mice")[1]
+    assert "seed" not in rc.plan_to_r(book_plan("7.10.2")).split("imp <- mice")[1]
     assert all(len(line) <= 80 for line in script.splitlines()[2:])
 
 
@@ -196,7 +196,7 @@ def test_arguments_end_up_in_the_script() -> None:
 ])
 def test_bad_arguments_raise_option_errors(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(rc.OptionError, match=message):
-        book_plan("7.10.2").to_r(**kwargs)  # type: ignore[arg-type]
+        rc.plan_to_r(book_plan("7.10.2"), **kwargs)  # type: ignore[arg-type]
 
 
 def _r_packages_available(*packages: str) -> bool:
@@ -214,7 +214,7 @@ def test_mice_script_runs_in_r(brandsma: pd.DataFrame, tmp_path: Path) -> None:
     data = tmp_path / "brandsma.csv"
     brandsma.to_csv(data, index=False, na_rep="NA")
     script = tmp_path / "impute.R"
-    script.write_text(plan.to_r(flavor="mice", m=2, maxit=2, seed=1))
+    script.write_text(rc.plan_to_r(plan, flavor="mice", m=2, maxit=2, seed=1))
     out = tmp_path / "completed.csv"
     run = (f'd <- read.csv("{data.as_posix()}"); source("{script.as_posix()}"); '
            f'write.csv(complete(imp, 2), "{out.as_posix()}", row.names = FALSE)')

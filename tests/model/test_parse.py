@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recipe_compiler.analysis.design import build_design
 from recipe_compiler.errors import DataError, FormulaError
-from recipe_compiler.model.parse import build_design, parse_formula
+from recipe_compiler.model.parse import parse_formula
 from recipe_compiler.model.spec import Factor, Term, cm, cwc, term, var
 
 Caret = Callable[..., None]

@@ -3,8 +3,9 @@
 :mod:`.single` (norm, pmm, logreg, polyreg on the rows, or on one row per
 cluster for level-2 targets), :mod:`.normal_2l` (two-level normal model, draws
 or predictive mean matching), :mod:`.logit_2l` (two-level logistic model by
-Polya-Gamma Gibbs), with :mod:`.matching` (pmm donors). Importing this package
-registers every sampler.
+Polya-Gamma Gibbs), :mod:`.multinomial_2l` (two-level multinomial logit by
+Polya-Gamma Gibbs), :mod:`.ordinal` (cumulative probit, two-level or not), with
+:mod:`.matching` (pmm donors). Importing this package registers every sampler.
 
 How to add a sampler: write ``draw_x(target, rng, state) -> (draws, state)``
 in a module here, decorate it with ``@register("x")``, import the module below,
@@ -12,8 +13,8 @@ and add the method's row (with ``sampler="x"``) to
 :mod:`recipe_compiler.compiler.methods`.
 """
 
-from . import logit_2l, normal_2l, single
+from . import logit_2l, multinomial_2l, normal_2l, ordinal, single
 from .registry import Sampler, Target, get_sampler, register, registered
 
-__all__ = ["Sampler", "Target", "get_sampler", "logit_2l", "normal_2l", "register",
-           "registered", "single"]
+__all__ = ["Sampler", "Target", "get_sampler", "logit_2l", "multinomial_2l", "normal_2l",
+           "ordinal", "register", "registered", "single"]

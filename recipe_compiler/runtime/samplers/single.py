@@ -533,13 +533,13 @@ def _draw_multinomial(design: FixedDesign, codes: np.ndarray, n_levels: int,
     return theta + noise
 
 
-
 # The registered samplers: single-level methods have no state between visits.
-register("norm")(lambda t, rng, _: (draw_norm(t.y, t.observed, t.X, rng, name=t.name), None))
-register("pmm")(lambda t, rng, _: (draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors,
-                                            name=t.name), None))
-register("logreg")(lambda t, rng, _: (draw_logreg(t.y, t.observed, t.X, rng, name=t.name),
-                                      None))
-register("polyreg")(lambda t, rng, _: (draw_polyreg(t.y, t.observed, t.X, rng,
-                                                    n_categories=t.n_categories, name=t.name),
-                                       None))
+register("regression_normal")(
+    lambda t, rng, _: (draw_norm(t.y, t.observed, t.X, rng, name=t.name), None))
+register("regression_pmm")(
+    lambda t, rng, _: (draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors, name=t.name), None))
+register("regression_logit")(
+    lambda t, rng, _: (draw_logreg(t.y, t.observed, t.X, rng, name=t.name), None))
+register("regression_multinomial")(
+    lambda t, rng, _: (draw_polyreg(t.y, t.observed, t.X, rng, n_categories=t.n_categories,
+                                    name=t.name), None))

@@ -11,7 +11,7 @@ from typing import Literal, overload
 
 import pandas as pd
 
-from ..data.schema import check_columns, check_frame, infer_schema
+from ..data.schema import check_columns, check_frame, infer_schema, require_columns
 from ..errors import DataError, FormulaError, OptionError, suggest
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
@@ -81,9 +81,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
     check_frame(data)
     check_columns(spec, data)
     for aux in opts.auxiliary:
-        if aux not in data.columns:
-            raise DataError(f"auxiliary column '{aux}' is not in the data; "
-                            f"{suggest(aux, map(str, data.columns))}")
+        require_columns(data, [aux], "auxiliary column '{}'")
         if aux == spec.cluster:
             raise OptionError(f"auxiliary column '{aux}' is the cluster variable, which every "
                               "imputation model already uses (code -2)")

@@ -28,8 +28,14 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from ..data.schema import DataSchema, check_columns, check_frame, infer_schema
-from ..errors import DataError, FormulaError, OptionError, one_of, suggest
+from ..data.schema import (
+    DataSchema,
+    check_columns,
+    check_frame,
+    infer_schema,
+    require_columns,
+)
+from ..errors import DataError, FormulaError, OptionError, one_of
 from ..model.expr import degree, parse_expr
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
@@ -122,9 +128,7 @@ def _auxiliary(auxiliary: object, spec: ModelSpec, data: pd.DataFrame) -> tuple[
         raise OptionError(f"auxiliary must be a list of column names, got {auxiliary!r}")
     out = []
     for a in map(str, aux):
-        if a not in data.columns:
-            raise DataError(f"auxiliary column '{a}' is not in the data; "
-                            f"{suggest(a, map(str, data.columns))}")
+        require_columns(data, [a], "auxiliary column '{}'")
         if a == spec.cluster:
             raise OptionError(f"auxiliary column '{a}' is the cluster variable, which every "
                               "model of the plan already uses")

@@ -199,9 +199,7 @@ def infer_schema(data: pd.DataFrame, columns: Iterable[str], cluster: str | None
 
 def _column_info(data: pd.DataFrame, name: str, grouping: Grouping,
                  declared: bool, declared_level: int | None = None) -> ColumnInfo:
-    if name not in data.columns:
-        raise DataError(f"column '{name}' is not in the data; "
-                        f"{suggest(name, map(str, data.columns))}")
+    require_columns(data, [name])
     x = data[name]
     observed = x.notna().to_numpy()
     n_obs = int(observed.sum())

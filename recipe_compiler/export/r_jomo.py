@@ -35,12 +35,19 @@ from ..errors import OptionError, PlanError
 from ..model.expr import Binary, Call, Col, Num, parse_expr, to_r
 from ..model.spec import Factor, Term
 from ..plan.smc import ModelPlan, SubModel
-from .r_literal import is_syntactic, r_comment, r_name, r_string
-from .r_mice import _make_name, _vec, _wrap
+from .r_literal import (
+    is_syntactic,
+    make_name,
+    r_comment,
+    r_name,
+    r_string,
+    r_vec,
+    r_wrap,
+)
 
 __all__ = ["plan_to_jomo"]
 
-_WIDTH = 80
+WIDTH = 80
 _SMC_HINT = ("; impute in Python with approach=\"smc\", or export the FCS plan "
              "(approach=\"fcs\") for mice with rc.plan_to_r(plan)")
 
@@ -115,7 +122,7 @@ def plan_to_jomo(plan: ModelPlan, *, nburn: int = 1000, nbetween: int = 1000, ni
             f"# Load your data as `{d}` first: a data.frame with the columns",
             *r_comment(", ".join([str(plan.cluster), *_measured(plan)])
                        + " (missing values as NA),", "#   ",
-                       width=_WIDTH),
+                       width=WIDTH),
             f"# e.g. {d} <- read.csv(\"data.csv\")."]
     if call.factors:
         out.append("# binary and categorical variables are factors for jomo")
@@ -123,22 +130,22 @@ def plan_to_jomo(plan: ModelPlan, *, nburn: int = 1000, nbetween: int = 1000, ni
     if call.precomputed:
         out.append("# terms of complete columns, computed once (fixed data for jomo)")
         for p in call.precomputed:
-            out += [*r_comment(p.what), _wrap([f"{d}[[{r_string(p.name)}]] <- ", p.code])]
+            out += [*r_comment(p.what), r_wrap([f"{d}[[{r_string(p.name)}]] <- ", p.code])]
     out += ["# the model's columns, then the auxiliary ones",
-            _wrap(_vec([r_string(c) for c in call.columns], f"{d} <- {d}[, ", "]")),
+            r_wrap(r_vec([r_string(c) for c in call.columns], f"{d} <- {d}[, ", "]")),
             "# level of each column (1: varies within clusters, 2: constant within them)",
-            _wrap(_vec([f"{r_name(c)} = {call.levels[c]}" for c in call.columns], "level <- ")),
+            r_wrap(r_vec([f"{r_name(c)} = {call.levels[c]}" for c in call.columns], "level <- ")),
             ""]
     if seed is not None:
         out.append(f"set.seed({seed})")
     args = [call.formula, f"data = {d}", "level = level", f"nburn = {nburn}",
             f"nbetween = {nbetween}", f"nimp = {nimp}"]
-    out += [_wrap(_vec(args, "imp <- jomo.lmer(", ")", bare=True)),
+    out += [r_wrap(r_vec(args, "imp <- jomo.lmer(", ")", bare=True)),
             "# imp: the data stacked nimp + 1 times; column Imputation (0: the original",
             "# data), the cluster renamed `clus`, the row number `id`"]
     if analyse:
         out += ["", "library(lme4)", "library(mitml)", "implist <- jomo2mitml.list(imp)",
-                _wrap(_vec([call.analysis, "REML = FALSE"], "fits <- with(implist, lmer(", "))",
+                r_wrap(r_vec([call.analysis, "REML = FALSE"], "fits <- with(implist, lmer(", "))",
                            bare=True)),
                 "print(testEstimates(fits, extra.pars = TRUE))"]
     return "\n".join(out) + "\n"
@@ -275,7 +282,7 @@ class _Translation:
             level = max(self.plan.variable(c).level for c in f.columns)
             code = to_r(parse_expr(f.column), col)
         taken = {*self.plan.names, *(p.name for p in self.pre.values())}
-        name = stem = _make_name(base)
+        name = stem = make_name(base)
         k = 1
         while name in taken:
             k += 1
@@ -296,7 +303,7 @@ def _header(plan: ModelPlan) -> list[str]:
     if plan.auxiliary:
         out += r_comment(f"and the auxiliary columns ({', '.join(plan.auxiliary)}) in that "
                          "joint model, instead of regressing them on the outcome and the "
-                         "predictors.", "# ", width=_WIDTH)
+                         "predictors.", "# ", width=WIDTH)
     else:
         out[-1] += "."
     return [*out, ""]

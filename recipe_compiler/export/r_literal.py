@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Sequence
 
 from ..errors import PlanError
 
@@ -161,3 +162,51 @@ def _check(text: str) -> None:
     except UnicodeEncodeError:
         raise PlanError(f"{text!r} holds a lone surrogate, which is no character; rename the "
                         "variable or recode the value") from None
+
+
+# ------------------------------------------------------------ script layout
+
+WIDTH = 80
+
+
+def make_name(name: str) -> str:
+    """``name`` made a syntactic R name, in the manner of R's ``make.names``."""
+    if is_syntactic(name):
+        return name
+    out = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._]", "_", name)).strip("_") or "X"
+    if out not in R_RESERVED and not is_syntactic(out):
+        out = "X" + out
+    return out + "." if out in R_RESERVED else out
+
+
+def r_vec(items: Sequence[str], head: str = "", tail: str = "", *, bare: bool = False,
+         single: bool = False) -> list[str]:
+    """Tokens of ``head c(items) tail``; the wrapper breaks lines between tokens only.
+
+    ``bare`` leaves out ``c()`` (for argument lists); ``single`` too when there
+    is one item (``meth["den"]`` rather than ``meth[c("den")]``).
+    """
+    open_, close = ("", "") if bare or (single and len(items) == 1) else ("c(", ")")
+    if not items:
+        return [f"{head}{open_}{close}{tail}"]
+    tokens = [f"{x}, " for x in items[:-1]] + [f"{items[-1]}{close}{tail}"]
+    tokens[0] = f"{head}{open_}{tokens[0]}"
+    return tokens
+
+
+def r_wrap(*groups: Sequence[str]) -> str:
+    """Join token groups, breaking lines at 80 columns between tokens only.
+
+    Continuation lines are indented by two spaces. A group that does not fit on
+    the current line but fits on a line of its own starts a new line.
+    """
+    lines = [""]
+    for group in groups:
+        whole = "".join(group).rstrip()
+        if lines[-1].strip() and len(lines[-1]) + len(whole) > WIDTH >= len(whole) + 2:
+            lines.append("  ")
+        for tok in group:
+            if lines[-1].strip() and len(lines[-1]) + len(tok.rstrip()) > WIDTH:
+                lines.append("  ")
+            lines[-1] += tok
+    return "\n".join(line.rstrip() for line in lines)

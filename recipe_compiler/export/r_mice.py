@@ -37,14 +37,22 @@ from ..compiler.graph import initial_order
 from ..errors import OptionError, one_of
 from ..model.expr import parse_expr, to_r
 from ..plan import CODES, Derived, Plan
-from .r_literal import R_RESERVED, is_syntactic, r_comment, r_name, r_string
+from .r_literal import (
+    WIDTH,
+    is_syntactic,
+    make_name,
+    r_comment,
+    r_name,
+    r_string,
+    r_vec,
+    r_wrap,
+)
 
 __all__ = ["FLAVORS", "plan_to_r", "r_names"]
 
 FLAVORS = ("miceadds", "mice")
 
 _NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
-_WIDTH = 80
 #: mice methods that impute a factor (the column must be one).
 _FACTOR_METHODS = frozenset({"logreg", "polyreg"})
 
@@ -95,23 +103,13 @@ def _assign_names(names: Sequence[str], derived: dict[str, Derived]) -> dict[str
 def _base_name(name: str, derived: dict[str, Derived]) -> str:
     d = derived.get(name)
     if d is None or d.op == "expr":
-        return _make_name(name)
+        return make_name(name)
     parents = [_base_name(p, derived) for p in d.parents]
     if d.op in ("cm", "cwc"):
         return f"{d.op}_{parents[0]}"
     if d.op == "product":
         return ".".join(parents)
-    return _make_name(f"{parents[0]}_{d.detail}")
-
-
-def _make_name(name: str) -> str:
-    """``name`` made a syntactic R name, in the manner of R's ``make.names``."""
-    if is_syntactic(name):
-        return name
-    out = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9._]", "_", name)).strip("_") or "X"
-    if out not in R_RESERVED and not is_syntactic(out):
-        out = "X" + out
-    return out + "." if out in R_RESERVED else out
+    return make_name(f"{parents[0]}_{d.detail}")
 
 
 # ------------------------------------------------------------------ translation
@@ -314,17 +312,17 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     measured = [r[n] for n in s.measured]
     out += [f"# Load your data as `{d}` first: a data.frame with the measured columns",
             *r_comment(", ".join(s.measured) + " (missing values as NA),", "#   ",
-                       width=_WIDTH),
+                       width=WIDTH),
             f"# e.g. {d} <- read.csv(\"data.csv\").",
-            _wrap(_vec(_quoted(s.measured), f"{d} <- {d}[, ", "]"))]
+            r_wrap(r_vec(_quoted(s.measured), f"{d} <- {d}[, ", "]"))]
     if measured != s.measured:
-        out.append(_wrap(_vec(_quoted(measured), f"names({d}) <- ")))
+        out.append(r_wrap(r_vec(_quoted(measured), f"names({d}) <- ")))
     if s.factors:
         out.append("# logreg and polyreg impute factors")
         out += [f"{d}${r_name(r[t])} <- as.factor({d}${r_name(r[t])})" for t in s.factors]
     if s.derived:
         out += ["", "# derived variables start empty; mice recomputes them from their parents",
-                _wrap(_vec([f"{r_name(r[n])} = NA" for n in s.derived],
+                r_wrap(r_vec([f"{r_name(r[n])} = NA" for n in s.derived],
                            f"{d} <- data.frame({d}, ",
                            ")", bare=True))]
     out += ["", "# imputation methods", f"meth <- make.method({d})"]
@@ -332,10 +330,10 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     for t in plan.targets:
         groups.setdefault(s.methods[t], []).append(r[t])
     for method, cols in groups.items():
-        out.append(_wrap(_vec(_quoted(cols), "meth[", f"] <- {r_string(method)}",
+        out.append(r_wrap(r_vec(_quoted(cols), "meth[", f"] <- {r_string(method)}",
                               single=True)))
     codes = "; ".join(f"{c} {meaning}" for c, meaning in CODES.items() if c)
-    out += ["", *r_comment(codes, "# predictor matrix: ", "#   ", width=_WIDTH),
+    out += ["", *r_comment(codes, "# predictor matrix: ", "#   ", width=WIDTH),
             f"pred <- make.predictorMatrix({d})", "pred[,] <- 0"]
     out += [_row(t, s) for t in plan.targets if s.rows[t]]
     if s.derived:
@@ -346,7 +344,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
                 out.append(_row(n, s))
     call = ["pred = pred", "meth = meth", f"m = {m}", f"maxit = {maxit}"]
     if len(s.visit) > 1:  # mice reads a single string as the name of a visit scheme
-        out += ["", _wrap(_vec(_quoted([r[v] for v in s.visit]), "visit <- "))]
+        out += ["", r_wrap(r_vec(_quoted([r[v] for v in s.visit]), "visit <- "))]
         call.insert(2, "visit = visit")
     out.append("")
     if seed is not None:
@@ -357,7 +355,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
         # is set; not always, as mice hands allow.na on to the methods (2l.bin's glmer fails)
         out.append("# allow.na: keep the 2l.groupmean columns, which start empty")
         call.append("allow.na = TRUE")
-    out.append(_wrap(_vec(call, f"imp <- mice({d}, ", ")", bare=True)))
+    out.append(r_wrap(r_vec(call, f"imp <- mice({d}, ", ")", bare=True)))
     return "\n".join(out) + "\n"
 
 
@@ -366,12 +364,12 @@ def _header(plan: Plan, s: _Script, flavor: str) -> list[str]:
                      if v not in ([], {}))
     out = ["# Multilevel imputation with mice, written by recipe_compiler from the plan for",
            *r_comment(plan.formula, "#   "),
-           *r_comment(opts, "# options: ", "#   ", width=_WIDTH),
+           *r_comment(opts, "# options: ", "#   ", width=WIDTH),
            f"# flavor: {flavor}"]
     if s.notes:
         out.append("# methods that differ from the plan's:")
         for note in s.notes:
-            out += r_comment(note, "#   ", "#     ", width=_WIDTH)
+            out += r_comment(note, "#   ", "#     ", width=WIDTH)
     width = max([len("R name"), *(len(v) for v in s.names.values())])
     out += ["#", "# R names of the plan variables:", f"#   {'R name':<{width}}  plan name"]
     for name, rname in s.names.items():
@@ -383,43 +381,10 @@ def _header(plan: Plan, s: _Script, flavor: str) -> list[str]:
 def _row(target: str, s: _Script) -> str:
     """``pred["target", c(...)] <- c(...)`` for the non-zero cells of a row."""
     row = s.rows[target]
-    cols = _vec(_quoted([s.names[p] for p, _ in row]), f"pred[{r_string(s.names[target])}, ",
+    cols = r_vec(_quoted([s.names[p] for p, _ in row]), f"pred[{r_string(s.names[target])}, ",
                 "] <- ", single=True)
-    return _wrap(cols, _vec([str(c) for _, c in row], single=True))
+    return r_wrap(cols, r_vec([str(c) for _, c in row], single=True))
 
 
 def _quoted(names: Sequence[str]) -> list[str]:
     return [r_string(n) for n in names]
-
-
-def _vec(items: Sequence[str], head: str = "", tail: str = "", *, bare: bool = False,
-         single: bool = False) -> list[str]:
-    """Tokens of ``head c(items) tail``; the wrapper breaks lines between tokens only.
-
-    ``bare`` leaves out ``c()`` (for argument lists); ``single`` too when there
-    is one item (``meth["den"]`` rather than ``meth[c("den")]``).
-    """
-    open_, close = ("", "") if bare or (single and len(items) == 1) else ("c(", ")")
-    if not items:
-        return [f"{head}{open_}{close}{tail}"]
-    tokens = [f"{x}, " for x in items[:-1]] + [f"{items[-1]}{close}{tail}"]
-    tokens[0] = f"{head}{open_}{tokens[0]}"
-    return tokens
-
-
-def _wrap(*groups: Sequence[str]) -> str:
-    """Join token groups, breaking lines at 80 columns between tokens only.
-
-    Continuation lines are indented by two spaces. A group that does not fit on
-    the current line but fits on a line of its own starts a new line.
-    """
-    lines = [""]
-    for group in groups:
-        whole = "".join(group).rstrip()
-        if lines[-1].strip() and len(lines[-1]) + len(whole) > _WIDTH >= len(whole) + 2:
-            lines.append("  ")
-        for tok in group:
-            if lines[-1].strip() and len(lines[-1]) + len(tok.rstrip()) > _WIDTH:
-                lines.append("  ")
-            lines[-1] += tok
-    return "\n".join(line.rstrip() for line in lines)

@@ -89,8 +89,26 @@ class Cell:
     reason: str
 
 
+class VariableLookup:
+    """Look-ups shared by the plans: their ``variables`` by name."""
+
+    variables: tuple[Variable, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """All plan variables, in plan order."""
+        return [v.name for v in self.variables]
+
+    def variable(self, name: str) -> Variable:
+        """The :class:`Variable` called ``name``."""
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise PlanError(f"'{name}' is not a plan variable; {suggest(name, self.names)}")
+
+
 @dataclass(frozen=True)
-class Plan:
+class Plan(VariableLookup):
     """A compiled multilevel imputation plan.
 
     Build it with :func:`recipe_compiler.compile`. All fields are immutable.
@@ -120,18 +138,6 @@ class Plan:
     visit: tuple[str, ...]
 
     # ------------------------------------------------------------------ views
-
-    @property
-    def names(self) -> list[str]:
-        """All plan variables, in plan order."""
-        return [v.name for v in self.variables]
-
-    def variable(self, name: str) -> Variable:
-        """The :class:`Variable` called ``name``."""
-        for v in self.variables:
-            if v.name == name:
-                return v
-        raise PlanError(f"'{name}' is not a plan variable; {suggest(name, self.names)}")
 
     @property
     def targets(self) -> list[str]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import PlanError, suggest
 from ..model.spec import Term
-from .fcs import Variable
+from .fcs import Variable, VariableLookup
 
 if TYPE_CHECKING:
     pass
@@ -108,7 +108,7 @@ class Draw:
 
 
 @dataclass(frozen=True)
-class ModelPlan:
+class ModelPlan(VariableLookup):
     """A compiled model-based (substantive-model-compatible) imputation plan.
 
     Build it with ``recipe_compiler.compile(formula, data, approach="smc")``.
@@ -142,18 +142,6 @@ class ModelPlan:
     methods: tuple[tuple[str, str], ...] = ()
 
     # ------------------------------------------------------------------ views
-
-    @property
-    def names(self) -> list[str]:
-        """All plan variables, in plan order."""
-        return [v.name for v in self.variables]
-
-    def variable(self, name: str) -> Variable:
-        """The :class:`~.fcs.Variable` called ``name``."""
-        for v in self.variables:
-            if v.name == name:
-                return v
-        raise PlanError(f"'{name}' is not a variable of the plan; {suggest(name, self.names)}")
 
     @property
     def targets(self) -> list[str]:

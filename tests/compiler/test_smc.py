@@ -161,7 +161,7 @@ def test_plan_is_frozen_and_lists_variables(frame: pd.DataFrame) -> None:
     assert plan.variable("z").role == "covariate" and plan.variable("x").role == "target"
     with pytest.raises(AttributeError):
         plan.formula = "y ~ 1"  # type: ignore[misc]
-    with pytest.raises(RecipeError, match="'q' is not a variable of the plan"):
+    with pytest.raises(RecipeError, match="'q' is not a plan variable"):
         plan.variable("q")
 
 

@@ -40,6 +40,7 @@ import recipe_compiler as rc
 
 from .errors import DataError, OptionError, RecipeError
 from .export.plan_files import save_plan
+from .export.r_jomo import plan_to_jomo
 from .export.r_mice import FLAVORS, plan_to_r
 from .plots import plot_density, plot_predictor_matrix, plot_trace, require_matplotlib
 
@@ -137,7 +138,10 @@ def _compile(args: argparse.Namespace) -> None:
     _check_distinct(args, [(f"--{o}", getattr(args, o)) for o in ("spec", "r")
                            if getattr(args, o)])
     plan = rc.compile(formula, data, **_compile_options(args))
-    script = plan_to_r(plan, flavor=args.flavor) if args.r else ""  # may fail: before any write
+    script = ""  # made before any write: it may fail
+    if args.r:
+        script = (plan_to_jomo(plan) if isinstance(plan, rc.ModelPlan)
+                  else plan_to_r(plan, flavor=args.flavor))
     print(plan)
     if args.spec:
         _write_atomic(args.spec, functools.partial(save_plan, plan))
@@ -157,7 +161,7 @@ def _impute(args: argparse.Namespace) -> None:
     outputs = [("--out", args.out)]
     if args.plots:
         require_matplotlib()
-        if args.maxit < 1:
+        if args.maxit is not None and args.maxit < 1:
             raise OptionError("--plots needs iterations to draw trace lines; use --maxit >= 1")
         if os.path.exists(args.plots) and not os.path.isdir(args.plots):
             raise OptionError(f"--plots {args.plots!r} is a file; give a folder (it is created "
@@ -327,26 +331,26 @@ def _mode_of(path: Path) -> int:
 def _compile_options(args: argparse.Namespace) -> dict[str, Any]:
     """The compile options given on the command line (only those given)."""
     options: dict[str, Any] = {}
-    for name in ("interactions", "centering", "random_slopes", "auxiliary", "categorical"):
+    for name in ("approach", "interactions", "centering", "random_slopes", "auxiliary",
+                 "categorical"):
         if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     if getattr(args, "level", None):
-        levels = {}
-        for item in args.level:
-            column, sep, level = item.partition("=")
-            if not sep or not column or not level:
-                raise OptionError(f"--level {item!r} must be COLUMN=LEVEL, e.g. schavg=2")
-            levels[column] = level
-        options["levels"] = levels
+        options["levels"] = _column_values(args.level, "level", "schavg=2")
     if getattr(args, "method", None):
-        methods = {}
-        for item in args.method:
-            column, sep, method = item.partition("=")
-            if not sep or not column or not method:
-                raise OptionError(f"--method {item!r} must be COLUMN=METHOD, e.g. lpo=2l.norm")
-            methods[column] = method
-        options["methods"] = methods
+        options["methods"] = _column_values(args.method, "method", "lpo=2l.norm")
     return options
+
+
+def _column_values(items: list[str], flag: str, example: str) -> dict[str, str]:
+    """The ``COLUMN=VALUE`` items of the repeated option ``--flag``, by column."""
+    values = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or not column or not value:
+            raise OptionError(f"--{flag} {item!r} must be COLUMN={flag.upper()}, e.g. {example}")
+        values[column] = value
+    return values
 
 
 # ------------------------------------------------------------------ parser
@@ -368,6 +372,9 @@ def _parser() -> argparse.ArgumentParser:
 
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("compile options")
+    group.add_argument("--approach", choices=("fcs", "smc"),
+                       help="fcs: the FIMD recipes (default); smc: model-based imputation whose "
+                       "outcome model is the analysis model")
     group.add_argument("--interactions", help="implied (default) or all_pairwise")
     group.add_argument("--centering", help="none (default) or cluster")
     group.add_argument("--random-slopes", dest="random_slopes",
@@ -384,7 +391,8 @@ def _parser() -> argparse.ArgumentParser:
     chains = argparse.ArgumentParser(add_help=False)
     group = chains.add_argument_group("imputation")
     group.add_argument("--m", type=int, default=5, help="number of imputations (default 5)")
-    group.add_argument("--maxit", type=int, default=10, help="iterations (default 10)")
+    group.add_argument("--maxit", type=int,
+                       help="iterations (default 10 with --approach fcs, 50 with smc)")
     group.add_argument("--seed", type=int, help="random seed (for reproducible results)")
     group.add_argument("--jobs", type=int, default=1, help="processes for the chains")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -393,7 +401,8 @@ def _parser() -> argparse.ArgumentParser:
         "compile", parents=[data, options], help="print the imputation plan of a model",
         usage=f"{PROG} compile (DATA | --example NAME) FORMULA [options]")
     sub.add_argument("--spec", metavar="FILE", help="write the plan as a JSON spec")
-    sub.add_argument("--r", metavar="FILE", help="write an R script that runs the plan in mice")
+    sub.add_argument("--r", metavar="FILE", help="write an R script that runs the plan in mice "
+                     "(with --approach smc: in jomo, jomo.lmer)")
     sub.add_argument("--flavor", choices=FLAVORS, default="miceadds",
                      help="R methods: miceadds (the book's, default) or mice only")
     sub.set_defaults(command=_compile)

@@ -18,11 +18,14 @@ from .runtime.chains import run_chains, worker_count
 from .runtime.problem import make_problem
 from .runtime.smc import run_smc
 
+#: Default iterations per chain of the FCS recipes and of model-based imputation.
+FCS_MAXIT, SMC_MAXIT = 10, 50
+
 
 def impute(data: pd.DataFrame, model: str | ModelSpec | Plan | ModelPlan, *, m: int = 5,
-           maxit: int = 10, seed: int | np.random.SeedSequence | None = None, n_jobs: int = 1,
-           executor: Executor | None = None, progress: bool = False, donors: int = 5,
-           approach: str = "fcs", **compile_options: object) -> Imputations:
+           maxit: int | None = None, seed: int | np.random.SeedSequence | None = None,
+           n_jobs: int = 1, executor: Executor | None = None, progress: bool = False,
+           donors: int = 5, approach: str = "fcs", **compile_options: object) -> Imputations:
     """Multiply impute ``data`` under the imputation model a mixed model implies.
 
     Parameters
@@ -34,10 +37,11 @@ def impute(data: pd.DataFrame, model: str | ModelSpec | Plan | ModelPlan, *, m: 
         :func:`recipe_compiler.compile`) or an already compiled (or edited) plan.
     m : int
         Number of imputations (independent chains).
-    maxit : int
-        Iterations per chain (0: the initial random fill only). With
-        ``approach="smc"`` the first half is the burn-in that tunes the
-        Metropolis-Hastings proposals.
+    maxit : int, optional
+        Iterations per chain (0: the initial random fill only). Default 10 for
+        FCS and 50 for ``approach="smc"``, whose first half is the burn-in that
+        tunes the Metropolis-Hastings proposals (in simulations, 20 iterations
+        left a bias of 3-4% on a level-2 moderator; 50 did not).
     seed : int or SeedSequence, optional
         Seed of the root ``numpy.random.SeedSequence``; chain k uses its k-th
         child, so results do not depend on ``n_jobs`` or ``executor``.
@@ -59,6 +63,9 @@ def impute(data: pd.DataFrame, model: str | ModelSpec | Plan | ModelPlan, *, m: 
     -------
     Imputations
     """
+    smc_model = isinstance(model, ModelPlan) or (approach == "smc" and not isinstance(model, Plan))
+    if maxit is None:
+        maxit = SMC_MAXIT if smc_model else FCS_MAXIT
     for name, value, low in (("m", m, 1), ("maxit", maxit, 0), ("donors", donors, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise OptionError(f"{name}={value!r} is not valid; it must be an integer >= {low}")

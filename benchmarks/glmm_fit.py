@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import median_seconds
 
 import recipe_compiler as rc
 from recipe_compiler.analysis.design import build_design
@@ -38,17 +37,6 @@ from recipe_compiler.datasets import load_brandsma
 
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "tests" / "regression" / "data" / "glmer_brandsma.json"
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def timing_table(repeats: int) -> pd.DataFrame:

@@ -16,31 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from _timing import median_seconds
 
 from recipe_compiler.analysis.design import build_design
 from recipe_compiler.analysis.lmm import fit_design, fit_lmm
 from recipe_compiler.datasets import load_brandsma
 
 REFERENCE = Path(__file__).parents[1] / "tests" / "regression" / "data" / "lme4_brandsma.json"
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def our_formula(formula: str) -> str:

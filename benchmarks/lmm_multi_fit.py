@@ -33,12 +33,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _timing import median_seconds  # noqa: E402
 
 from recipe_compiler.analysis.design import build_design  # noqa: E402
 from recipe_compiler.analysis.lmm_multi import TermSpec, fit_multi, multi_design  # noqa: E402
@@ -88,17 +88,6 @@ LARGE: dict[str, tuple[Callable[[], pd.DataFrame], str, list[TermSpec], tuple[bo
     "_three_level_100k": (three_level, *SPECS["nested_slope"], (False, True)),
     "_crossed_50k": (crossed_large, *SPECS["crossed_intercepts"], (False,)),
 }
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def from_frame(formula: str, specs: list[TermSpec], data: pd.DataFrame,

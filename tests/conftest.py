@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled brandsma data and a seeded synthetic two-level frame factory."""
+"""Shared fixtures: the bundled brandsma data, a seeded synthetic two-level frame factory and
+the six-row frame of the design tests."""
 
 from __future__ import annotations
 
@@ -90,6 +91,16 @@ def make_frame() -> Callable[..., pd.DataFrame]:
 def brandsma() -> pd.DataFrame:
     """The bundled brandsma data. Treat as read-only: copy before changing it."""
     return rc.datasets.load_brandsma()
+
+
+@pytest.fixture
+def small() -> pd.DataFrame:
+    """Six rows in two clusters for the design tests: x is missing in row c, y in row a; c is
+    level-2 categorical."""
+    return pd.DataFrame({"g": [1, 1, 1, 2, 2, 2],
+                         "y": [np.nan, 2.0, 3.0, 4.0, 5.0, 6.0],
+                         "x": [1.0, 3.0, np.nan, 2.0, 4.0, 6.0],
+                         "c": [1, 1, 1, 2, 2, 3]}, index=list("abcdef"))
 
 
 def check_caret(message: str, formula: str, snippet: str, start: int | None = None) -> None:

@@ -126,8 +126,8 @@ ERRORS: list[tuple[str, Case, type[rc.RecipeError], str]] = [
      r"^m='2' is not valid; it must be an integer >= 1$"),
     ("m boolean", lambda d: (d, FORMULA, {"m": True}), rc.OptionError,
      r"^m=True is not valid; it must be an integer >= 1$"),
-    ("maxit None", lambda d: (d, FORMULA, {"maxit": None}), rc.OptionError,
-     r"^maxit=None is not valid; it must be an integer >= 0$"),
+    ("maxit text", lambda d: (d, FORMULA, {"maxit": "10"}), rc.OptionError,
+     r"^maxit='10' is not valid; it must be an integer >= 0$"),
     ("donors float", lambda d: (d, FORMULA, {"donors": 2.0}), rc.OptionError,
      r"^donors=2\.0 is not valid; it must be an integer >= 1$"),
     ("seed string", lambda d: (d, FORMULA, {"seed": "abc"}), rc.OptionError,
@@ -167,9 +167,10 @@ ERRORS: list[tuple[str, Case, type[rc.RecipeError], str]] = [
      rc.FormulaError, r"^random slope of 'z', a level-2 variable \(constant within clusters of "
                       r"'g'\); random slopes need level-1 variables$"),
     ("nested grouping", lambda d: (d, "y ~ x + (1 | g/b)", {}), rc.FormulaError,
-     r"^the grouping factor must be a single column name; nested \(a/b\) or interacted \(a:b\) "),
+     r"^the model has several grouping factors \(g:b, g\); imputation for three-level and "
+     r"crossed models is not available yet .* rc\.fit_lmm"),
     ("crossed grouping", lambda d: (d, "y ~ x + (1 | g) + (1 | b)", {}), rc.FormulaError,
-     r"^only one random-effects group is supported yet; .* crossed or several grouping "),
+     r"^the model has several grouping factors \(g, b\); imputation for three-level and "),
     ("level-2 outcome", lambda d: (d, "z ~ x + (1 | g)", {}), rc.FormulaError,
      r"^the outcome 'z' is constant within every cluster of 'g' \(a level-2 variable\); a "
      r"two-level model needs a level-1 outcome$"),

@@ -55,9 +55,13 @@ from .lmm import (
     LMMResult,
     _check_design,
     _check_rank,
-    _mitml_name,
-    _varcorr_pairs,
     fit_design,
+)
+from .lmm_result import (
+    fixed_effects_lines,
+    random_effects_lines,
+    varcorr_frame,
+    variance_component_series,
 )
 
 __all__ = ["FAMILIES", "GLMMConvergenceWarning", "GLMMResult", "check_family", "fit_glmm",
@@ -170,20 +174,7 @@ class GLMMResult:
         in ``z_names`` order, then the covariances ``(i, j)``, ``i < j``, row by
         row, with correlations in ``sdcor``.
         """
-        z = self.z_names
-        rows, cols = _varcorr_pairs(len(z))
-        cov = self.cov_re.to_numpy()
-        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        vcov = cov[rows, cols]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sdcor = np.where(rows == cols, sd[rows], vcov / (sd[rows] * sd[cols]))
-        return pd.DataFrame({
-            "grp": [self.cluster] * len(rows),
-            "var1": pd.Series([z[i] for i in rows], dtype=object),
-            "var2": pd.Series([None] * len(z) + [z[j] for j in cols[len(z):]], dtype=object),
-            "vcov": vcov,
-            "sdcor": sdcor,
-        })
+        return varcorr_frame(self.cov_re.to_numpy(), self.z_names, self.cluster)
 
     def variance_components(self) -> pd.Series:
         """Variance components named as ``mitml::testEstimates(extra.pars = TRUE)``.
@@ -196,10 +187,7 @@ class GLMMResult:
             variance, so (as mitml for a glmer fit) no ``Residual~~Residual``
             and no ``ICC``.
         """
-        names = [_mitml_name(n) for n in self.z_names]
-        rows, cols = _varcorr_pairs(len(names))
-        index = [f"{names[i]}~~{names[j]}|{self.cluster}" for i, j in zip(rows, cols, strict=True)]
-        return pd.Series(self.cov_re.to_numpy()[rows, cols], index=index, dtype=float)
+        return variance_component_series(self.cov_re.to_numpy(), self.z_names, self.cluster)
 
     def summary(self) -> str:
         """A printable summary in the layout of lme4's ``print(fit)``."""
@@ -211,24 +199,11 @@ class GLMMResult:
             "",
             "Random effects:",
         ]
-        vc = self.varcorr
-        width = max(len(n) for n in (*self.z_names, "Name"))
-        lines.append(f" {'Groups':<10} {'Name':<{width}} {'Variance':>12} {'Std.Dev.':>10}")
-        for k, name in enumerate(self.z_names):
-            grp = self.cluster if k == 0 else ""
-            lines.append(f" {grp:<10} {name:<{width}} {vc['vcov'].iloc[k]:>12.5g} "
-                         f"{vc['sdcor'].iloc[k]:>10.5g}")
-        for _, row in vc.iloc[len(self.z_names):].iterrows():
-            lines.append(f" corr({row['var1']}, {row['var2']}) = {row['sdcor']:.3f}")
-        lines += [
-            f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
-            + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
-            "",
-            "Fixed effects:",
-        ]
-        table = pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se,
-                              "z value": self.fixef / self.se})
-        lines.append(table.to_string(float_format=lambda v: f"{v:.5g}"))
+        lines += random_effects_lines(self.cov_re.to_numpy(), self.z_names, self.cluster)
+        lines.append(f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
+                     + (f" ({self.n_dropped} rows with missing values dropped)"
+                        if self.n_dropped else ""))
+        lines += fixed_effects_lines(self.fixef, self.se, "z value")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -1,4 +1,8 @@
-"""The result of a two-level linear mixed model fit (:mod:`.lmm`), laid out as lme4's."""
+"""The result of a two-level linear mixed model fit (:mod:`.lmm`), laid out as lme4's.
+
+Its lme4 layouts (``VarCorr`` table, mitml names, ``print`` tables) are free functions
+of a random-effects covariance matrix, shared with :class:`.glmm.GLMMResult`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LMMResult"]
+__all__ = ["LMMResult", "fixed_effects_lines", "random_effects_lines", "varcorr_frame",
+           "variance_component_series"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,21 +86,8 @@ class LMMResult:
         ``i < j``, row by row (with correlations in ``sdcor``), then ``grp =
         "Residual"`` with ``var1``/``var2`` ``None``.
         """
-        z = self.z_names
-        rows, cols = _varcorr_pairs(len(z))
-        cov = self.cov_re.to_numpy()
-        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        vcov = cov[rows, cols]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sdcor = np.where(rows == cols, sd[rows], vcov / (sd[rows] * sd[cols]))
-        return pd.DataFrame({
-            "grp": [self.cluster] * len(rows) + ["Residual"],
-            "var1": pd.Series([z[i] for i in rows] + [None], dtype=object),
-            "var2": pd.Series([None] * len(z) + [z[j] for j in cols[len(z):]] + [None],
-                              dtype=object),
-            "vcov": [*vcov, self.sigma2],
-            "sdcor": [*sdcor, np.sqrt(self.sigma2)],
-        })
+        return varcorr_frame(self.cov_re.to_numpy(), self.z_names, self.cluster,
+                             residual=self.sigma2)
 
     def variance_components(self) -> pd.Series:
         """Variance components named as ``mitml::testEstimates(extra.pars = TRUE)``.
@@ -109,17 +101,8 @@ class LMMResult:
             intercept, ``ICC|sch`` = intercept variance / (intercept variance +
             residual variance). ``(Intercept)`` is written ``Intercept``.
         """
-        names = [_mitml_name(n) for n in self.z_names]
-        rows, cols = _varcorr_pairs(len(names))
-        cov = self.cov_re.to_numpy()
-        index = [f"{names[i]}~~{names[j]}|{self.cluster}" for i, j in zip(rows, cols, strict=True)]
-        values = [*cov[rows, cols], self.sigma2]
-        index.append("Residual~~Residual")
-        if "(Intercept)" in self.z_names:
-            k = self.z_names.index("(Intercept)")
-            values.append(cov[k, k] / (cov[k, k] + self.sigma2))
-            index.append(f"ICC|{self.cluster}")
-        return pd.Series(values, index=index, dtype=float)
+        return variance_component_series(self.cov_re.to_numpy(), self.z_names, self.cluster,
+                                         residual=self.sigma2)
 
     def summary(self) -> str:
         """A printable summary in the layout of lme4's ``print(fit)``."""
@@ -133,27 +116,12 @@ class LMMResult:
             "",
             "Random effects:",
         ]
-        vc = self.varcorr
-        sd = np.sqrt(np.clip(np.diag(self.cov_re.to_numpy()), 0.0, None))
-        width = max(len(n) for n in (*self.z_names, "Name"))
-        lines.append(f" {'Groups':<10} {'Name':<{width}} {'Variance':>12} {'Std.Dev.':>10}")
-        for k, name in enumerate(self.z_names):
-            grp = self.cluster if k == 0 else ""
-            lines.append(f" {grp:<10} {name:<{width}} {vc['vcov'].iloc[k]:>12.5g} {sd[k]:>10.5g}")
-        lines.append(f" {'Residual':<10} {'':<{width}} {self.sigma2:>12.5g} "
-                     f"{np.sqrt(self.sigma2):>10.5g}")
-        corr = vc.iloc[len(self.z_names):-1]
-        for _, row in corr.iterrows():
-            lines.append(f" corr({row['var1']}, {row['var2']}) = {row['sdcor']:.3f}")
-        lines += [
-            f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
-            + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
-            "",
-            "Fixed effects:",
-        ]
-        table = pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.se,
-                              "t value": self.fixef / self.se})
-        lines.append(table.to_string(float_format=lambda v: f"{v:.5g}"))
+        lines += random_effects_lines(self.cov_re.to_numpy(), self.z_names, self.cluster,
+                                      residual=self.sigma2)
+        lines.append(f"Number of obs: {self.nobs}, groups: {self.cluster}, {self.ngroups}"
+                     + (f" ({self.n_dropped} rows with missing values dropped)"
+                        if self.n_dropped else ""))
+        lines += fixed_effects_lines(self.fixef, self.se, "t value")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -169,3 +137,114 @@ def _varcorr_pairs(q: int) -> tuple[np.ndarray, np.ndarray]:
     upper = np.triu_indices(q, 1)
     diag = np.arange(q)
     return np.concatenate([diag, upper[0]]), np.concatenate([diag, upper[1]])
+
+
+def varcorr_frame(cov: np.ndarray, z_names: tuple[str, ...], cluster: str, *,
+                  residual: float | None = None) -> pd.DataFrame:
+    """lme4's ``as.data.frame(VarCorr(fit))`` of one random-effects covariance matrix.
+
+    Parameters
+    ----------
+    cov : numpy.ndarray
+        The ``q x q`` covariance matrix of the random effects.
+    z_names : tuple of str
+        Their names, in the order of ``cov``.
+    cluster : str
+        The grouping factor, written in column ``grp``.
+    residual : float, optional
+        The residual variance; when given, a last row ``grp = "Residual"`` with
+        ``var1``/``var2`` ``None`` (a glmer fit has none).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``grp``, ``var1``, ``var2``, ``vcov``, ``sdcor``: the variances in
+        ``z_names`` order, then the covariances ``(i, j)``, ``i < j``, row by row
+        (with correlations in ``sdcor``), then the residual row if any.
+    """
+    rows, cols = _varcorr_pairs(len(z_names))
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    vcov = cov[rows, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sdcor = np.where(rows == cols, sd[rows], vcov / (sd[rows] * sd[cols]))
+    frame = pd.DataFrame({
+        "grp": [cluster] * len(rows),
+        "var1": pd.Series([z_names[i] for i in rows], dtype=object),
+        "var2": pd.Series([None] * len(z_names) + [z_names[j] for j in cols[len(z_names):]],
+                          dtype=object),
+        "vcov": vcov,
+        "sdcor": sdcor,
+    })
+    if residual is None:
+        return frame
+    last = pd.DataFrame({"grp": ["Residual"], "var1": pd.Series([None], dtype=object),
+                         "var2": pd.Series([None], dtype=object), "vcov": [residual],
+                         "sdcor": [np.sqrt(residual)]})
+    return pd.concat([frame, last], ignore_index=True)
+
+def variance_component_series(cov: np.ndarray, z_names: tuple[str, ...], cluster: str, *,
+                              residual: float | None = None) -> pd.Series:
+    """Variance components named as ``mitml::testEstimates(extra.pars = TRUE)``.
+
+    Parameters
+    ----------
+    cov, z_names, cluster
+        As :func:`varcorr_frame`.
+    residual : float, optional
+        The residual variance: adds ``Residual~~Residual`` and, when ``z_names``
+        holds ``(Intercept)``, ``ICC|cluster`` = intercept variance / (intercept
+        variance + residual variance). A glmer fit has neither.
+
+    Returns
+    -------
+    pandas.Series
+        ``Intercept~~Intercept|sch``, ... (the variances), then the covariances in
+        ``varcorr`` order, then the residual entries if any. ``(Intercept)`` is
+        written ``Intercept``.
+    """
+    names = [_mitml_name(n) for n in z_names]
+    rows, cols = _varcorr_pairs(len(names))
+    index = [f"{names[i]}~~{names[j]}|{cluster}" for i, j in zip(rows, cols, strict=True)]
+    values = list(cov[rows, cols])
+    if residual is not None:
+        values.append(residual)
+        index.append("Residual~~Residual")
+        if "(Intercept)" in z_names:
+            k = z_names.index("(Intercept)")
+            values.append(cov[k, k] / (cov[k, k] + residual))
+            index.append(f"ICC|{cluster}")
+    return pd.Series(values, index=index, dtype=float)
+
+
+def random_effects_lines(cov: np.ndarray, z_names: tuple[str, ...], cluster: str, *,
+                         residual: float | None = None) -> list[str]:
+    """The random-effects table of lme4's ``print(fit)``, one string per line.
+
+    A header, one line per variance (and the residual one if ``residual`` is
+    given), then one ``corr(a, b) = r`` line per covariance; arguments as
+    :func:`varcorr_frame`.
+    """
+    vc = varcorr_frame(cov, z_names, cluster)
+    q = len(z_names)
+    width = max(len(n) for n in (*z_names, "Name"))
+    lines = [f" {'Groups':<10} {'Name':<{width}} {'Variance':>12} {'Std.Dev.':>10}"]
+    for k, name in enumerate(z_names):
+        grp = cluster if k == 0 else ""
+        lines.append(f" {grp:<10} {name:<{width}} {vc['vcov'].iloc[k]:>12.5g} "
+                     f"{vc['sdcor'].iloc[k]:>10.5g}")
+    if residual is not None:
+        lines.append(f" {'Residual':<10} {'':<{width}} {residual:>12.5g} "
+                     f"{np.sqrt(residual):>10.5g}")
+    for _, row in vc.iloc[q:].iterrows():
+        lines.append(f" corr({row['var1']}, {row['var2']}) = {row['sdcor']:.3f}")
+    return lines
+
+
+def fixed_effects_lines(fixef: pd.Series, se: pd.Series, statistic: str) -> list[str]:
+    """The fixed-effects table of lme4's ``print(fit)``: a blank line, a title, the table.
+
+    ``statistic`` names the column of ``fixef / se``: ``"t value"`` (lmer) or
+    ``"z value"`` (glmer).
+    """
+    table = pd.DataFrame({"Estimate": fixef, "Std. Error": se, statistic: fixef / se})
+    return ["", "Fixed effects:", table.to_string(float_format=lambda v: f"{v:.5g}")]

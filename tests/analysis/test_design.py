@@ -15,15 +15,6 @@ from recipe_compiler.analysis.design import build_design
 from recipe_compiler.errors import DataError
 
 
-@pytest.fixture
-def small() -> pd.DataFrame:
-    """Two clusters; x is missing in row c, y in row a; c is level-2 categorical."""
-    return pd.DataFrame({"g": [1, 1, 1, 2, 2, 2],
-                         "y": [np.nan, 2.0, 3.0, 4.0, 5.0, 6.0],
-                         "x": [1.0, 3.0, np.nan, 2.0, 4.0, 6.0],
-                         "c": [1, 1, 1, 2, 2, 3]}, index=list("abcdef"))
-
-
 def test_names_in_backticks_reach_the_design_and_the_fit(brandsma: pd.DataFrame) -> None:
     data = brandsma.rename(columns={"lpo": "read score", "iqv": "iq verbal", "sch": "school id"})
     formula = ("`read score` ~ `iq verbal` + I(`iq verbal` ** 2) + cm(`iq verbal`) + C(den) "

@@ -11,10 +11,10 @@ formula with a code line), and runs one such script in mice.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ from recipe_compiler.export import r_names
 from recipe_compiler.export.r_literal import is_syntactic, r_comment, r_name, r_string
 
 needs_r = pytest.mark.skipif(shutil.which("Rscript") is None, reason="needs Rscript")
+#: The ``rscript`` fixture of ``conftest.py``.
+RunR = Callable[..., subprocess.CompletedProcess[str]]
 
 #: Any text R can hold: no NUL, no lone surrogate.
 TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
@@ -199,17 +201,8 @@ def test_an_expression_is_written_in_r_by_the_expression_language() -> None:
 # ------------------------------------------------------------------ with R
 
 
-def _rscript(code: str, tmp_path: Path) -> str:
-    path = tmp_path / "check.R"
-    path.write_text(code, encoding="utf-8")
-    done = subprocess.run(["Rscript", str(path)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "LC_ALL": "C.UTF-8"})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @needs_r
-def test_r_reads_the_literals_as_python_wrote_them(tmp_path: Path) -> None:
+def test_r_reads_the_literals_as_python_wrote_them(rscript: RunR) -> None:
     """R decodes every literal back to the text.
 
     R code (one pair of lines per text; ``cat`` prints the code points)::
@@ -225,14 +218,14 @@ def test_r_reads_the_literals_as_python_wrote_them(tmp_path: Path) -> None:
     for text in texts:
         lines += [f"x <- {r_string(text)}; cat(utf8ToInt(x), '\\n')",
                   f"l <- list({r_name(text)} = 1); cat(utf8ToInt(names(l)), '\\n')"]
-    out = _rscript("\n".join(lines) + "\n", tmp_path).splitlines()
+    out = rscript("\n".join(lines) + "\n").stdout.splitlines()
     decoded = ["".join(chr(int(c)) for c in line.split()) for line in out]
     assert decoded == [t for text in texts for t in (text, text)]
 
 
 @needs_r
-def test_r_parses_every_golden_and_hostile_script_without_a_system_call(tmp_path: Path
-                                                                         ) -> None:
+def test_r_parses_every_golden_and_hostile_script_without_a_system_call(
+        tmp_path: Path, rscript: RunR) -> None:
     """``parse()`` each script; no call of ``system`` (nor any injected name) may appear.
 
     R code::
@@ -247,8 +240,8 @@ def test_r_parses_every_golden_and_hostile_script_without_a_system_call(tmp_path
     for name, script in scripts.items():
         (tmp_path / name).write_text(script, encoding="utf-8")
     files = ", ".join(r_string((tmp_path / n).as_posix()) for n in scripts)
-    out = _rscript(f"for (f in c({files})) {{ e <- parse(file = f); cat(basename(f), "
-                   "'system' %in% all.names(e), length(e), '\\n') }\n", tmp_path)
+    out = rscript(f"for (f in c({files})) {{ e <- parse(file = f); cat(basename(f), "
+                  "'system' %in% all.names(e), length(e), '\\n') }\n").stdout
     parsed = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     assert set(parsed) == set(scripts)
     for name, (has_system, n_expressions) in parsed.items():
@@ -259,17 +252,8 @@ def test_r_parses_every_golden_and_hostile_script_without_a_system_call(tmp_path
         assert int(n_expressions) == len(statements), name
 
 
-def _r_packages_available(*packages: str) -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    check = "; ".join(f"library({p})" for p in packages)
-    done = subprocess.run(["Rscript", "-e", check], capture_output=True, timeout=120)
-    return done.returncode == 0
-
-
-@pytest.mark.skipif(not _r_packages_available("mice", "pan"),
-                    reason="needs Rscript with the R packages mice and pan")
-def test_a_script_with_string_labels_runs_in_mice(tmp_path: Path) -> None:
+def test_a_script_with_string_labels_runs_in_mice(tmp_path: Path, require_r: Callable[..., None],
+                                                  rscript: RunR) -> None:
     """mice computes each dummy of a hostile label as ``grp == label``.
 
     R code::
@@ -278,17 +262,18 @@ def test_a_script_with_string_labels_runs_in_mice(tmp_path: Path) -> None:
         source(script)
         write.csv(complete(imp, 1), out, row.names = FALSE, fileEncoding = "UTF-8")
     """
+    require_r("mice", "pan")
     data = labelled_data()
     data = data[data["grp"].map(str.isprintable)]  # read.csv folds \r and friends
     plan = rc.compile("lpo ~ iqv + C(grp) + (1 | sch)", data)
     csv, script, out = tmp_path / "d.csv", tmp_path / "impute.R", tmp_path / "completed.csv"
     data.to_csv(csv, index=False, na_rep="NA", encoding="utf-8")
     script.write_text(rc.plan_to_r(plan, flavor="mice", m=1, maxit=1, seed=1), encoding="utf-8")
-    _rscript(f"d <- read.csv({r_string(csv.as_posix())}, encoding = 'UTF-8', "
-             "stringsAsFactors = FALSE)\n"
-             f"source({r_string(script.as_posix())}, encoding = 'UTF-8')\n"
-             f"write.csv(complete(imp, 1), {r_string(out.as_posix())}, row.names = FALSE, "
-             "fileEncoding = 'UTF-8')\n", tmp_path)
+    rscript(f"d <- read.csv({r_string(csv.as_posix())}, encoding = 'UTF-8', "
+            "stringsAsFactors = FALSE)\n"
+            f"source({r_string(script.as_posix())}, encoding = 'UTF-8')\n"
+            f"write.csv(complete(imp, 1), {r_string(out.as_posix())}, row.names = FALSE, "
+            "fileEncoding = 'UTF-8')\n")
     completed = pd.read_csv(out, keep_default_na=False, na_values=["NA"], encoding="utf-8")
     names = r_names(plan)
     dummies = [d for d in plan.derived_defs if d.op == "dummy"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from recipe_compiler.export import r_names
 MICE_METHODS = {"2l.pan", "2l.norm", "2l.bin", "2lonly.pmm", "2lonly.norm", "pmm", "norm",
                 "logreg", "polyreg"}
 R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$")
+#: The ``rscript`` fixture of ``conftest.py``.
+RunR = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.mark.parametrize("stem", sorted(GOLDEN))
@@ -199,17 +201,9 @@ def test_bad_arguments_raise_option_errors(kwargs: dict[str, object], message: s
         rc.plan_to_r(book_plan("7.10.2"), **kwargs)  # type: ignore[arg-type]
 
 
-def _r_packages_available(*packages: str) -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    check = "; ".join(f"library({p})" for p in packages)
-    done = subprocess.run(["Rscript", "-e", check], capture_output=True, timeout=120)
-    return done.returncode == 0
-
-
-@pytest.mark.skipif(not _r_packages_available("mice", "pan", "lme4"),
-                    reason="needs Rscript with the R packages mice, pan and lme4")
-def test_mice_script_runs_in_r(brandsma: pd.DataFrame, tmp_path: Path) -> None:
+def test_mice_script_runs_in_r(brandsma: pd.DataFrame, tmp_path: Path,
+                               require_r: Callable[..., None], rscript: RunR) -> None:
+    require_r("mice", "pan", "lme4")
     plan = book_plan("7.10.5")
     data = tmp_path / "brandsma.csv"
     brandsma.to_csv(data, index=False, na_rep="NA")
@@ -218,8 +212,7 @@ def test_mice_script_runs_in_r(brandsma: pd.DataFrame, tmp_path: Path) -> None:
     out = tmp_path / "completed.csv"
     run = (f'd <- read.csv("{data.as_posix()}"); source("{script.as_posix()}"); '
            f'write.csv(complete(imp, 2), "{out.as_posix()}", row.names = FALSE)')
-    done = subprocess.run(["Rscript", "-e", run], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = rscript(run, timeout=300)
     assert "does not run" not in done.stderr  # 2l.bin's glmer ran (and imputed sex)
     completed = pd.read_csv(out)
     assert not completed.isna().any().any()

@@ -60,11 +60,11 @@ from .normal_2l import (
     random_design,
     random_part,
 )
+from .ordinal import observed_categories
 from .registry import Target, register
 from .single import (
     Recovery,
     check_finite,
-    check_observed,
     fit_multinomial,
     fixed_design,
 )
@@ -140,18 +140,11 @@ def draw_2l_polyreg(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.nd
         non-finite inputs.
     """
     log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    if np.any((y_obs != np.round(y_obs)) | (y_obs < 0) | (y_obs >= n_categories)):
-        raise SamplerError(f"imputing '{name}': observed values must be integer codes "
-                           f"0..{n_categories - 1}")
-    counts = np.bincount(y_obs.astype(np.intp), minlength=n_categories)
-    levels = np.flatnonzero(counts)
-    codes = (np.cumsum(counts > 0) - 1)[y_obs.astype(np.intp)]  # 0 .. L-1 among observed
-    n_mis = len(y) - len(y_obs)
-    if len(levels) == 1:
-        log.note(f"only category {levels[0]} is observed; imputing it for every missing row")
+    levels, codes, constant = observed_categories(y, observed, n_categories, name, log)
+    if constant is not None:
         log.warn()
-        return np.full(n_mis, levels[0], dtype=y.dtype), None
+        return constant, None
+    n_mis = len(y) - len(codes)
     m = len(levels) - 1
     x_obs = np.compress(observed, X, axis=0)
     design = fixed_design(x_obs, log)

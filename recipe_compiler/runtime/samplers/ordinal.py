@@ -75,7 +75,7 @@ from .single import (
     fixed_design,
 )
 
-__all__ = ["OrdinalState", "draw_2l_polr", "draw_polr"]
+__all__ = ["OrdinalState", "draw_2l_polr", "draw_polr", "observed_categories"]
 
 #: Sweeps of the first call of a chain, from the marginal start values.
 INITIAL_SWEEPS = 10
@@ -164,16 +164,11 @@ def _draw(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray | No
           state: OrdinalState | None, name: str,
           n_inner: int) -> tuple[np.ndarray, OrdinalState | None]:
     log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    if np.any((y_obs != np.round(y_obs)) | (y_obs < 0) | (y_obs >= n_categories)):
-        raise SamplerError(f"imputing '{name}': observed values must be integer codes "
-                           f"0..{n_categories - 1}")
-    levels, codes = np.unique(y_obs.astype(np.intp), return_inverse=True)
-    n_mis = len(y) - len(y_obs)
-    if len(levels) == 1:
-        log.note(f"only category {levels[0]} is observed; imputing it for every missing row")
+    levels, codes, constant = observed_categories(y, observed, n_categories, name, log)
+    if constant is not None:
         log.warn()
-        return np.full(n_mis, levels[0], dtype=y.dtype), None
+        return constant, None
+    n_mis = len(y) - len(codes)
     x_obs = np.compress(observed, X, axis=0)
     design = fixed_design(x_obs, log)
     rand = None if Z is None or grouping is None else random_design(Z, grouping, observed, name)
@@ -217,6 +212,49 @@ def _draw(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray | No
     log.warn()
     return levels[drawn].astype(y.dtype), new_state
 
+
+
+def observed_categories(y: np.ndarray, observed: np.ndarray, n_categories: int, name: str,
+                        log: Recovery) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The observed categories of a categorical target, checked.
+
+    Shared by the ordinal and the multinomial (:mod:`.multinomial_2l`) samplers.
+
+    Parameters
+    ----------
+    y, observed : ndarray
+        As in :func:`draw_2l_polr`.
+    n_categories : int
+        Number ``K`` of categories; observed values must be codes ``0 .. K - 1``.
+    name : str
+        The target's name, for errors.
+    log : Recovery
+        Notes the fall-back when only one category is observed (the caller warns).
+
+    Returns
+    -------
+    levels : ndarray of int
+        The observed category codes, ascending.
+    codes : ndarray of int, shape (n_observed,)
+        Each observed row's index into ``levels``.
+    constant : ndarray or None
+        When only one category is observed, the imputations: that category for
+        every missing row, in the dtype of ``y``; otherwise ``None``.
+
+    Raises
+    ------
+    SamplerError
+        Observed values that are not codes, and the errors of :func:`~.common.check_observed`.
+    """
+    y_obs = check_observed(y, observed, name)
+    if np.any((y_obs != np.round(y_obs)) | (y_obs < 0) | (y_obs >= n_categories)):
+        raise SamplerError(f"imputing '{name}': observed values must be integer codes "
+                           f"0..{n_categories - 1}")
+    levels, codes = np.unique(y_obs.astype(np.intp), return_inverse=True)
+    if len(levels) > 1:
+        return levels, codes, None
+    log.note(f"only category {levels[0]} is observed; imputing it for every missing row")
+    return levels, codes, np.full(len(y) - len(y_obs), levels[0], dtype=y.dtype)
 
 @dataclass(frozen=True, eq=False)
 class _Params:

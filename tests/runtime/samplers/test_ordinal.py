@@ -37,6 +37,18 @@ def simulate(seed: int, n_groups: int = 100, size: int = 30, tau2: float = 0.5) 
             "eta": eta}
 
 
+def run_chain(data: dict, observed: np.ndarray, rng: np.random.Generator,
+              sweeps: int) -> list[tuple[np.ndarray, OrdinalState | None]]:
+    """The imputations and state of every call of a 2l.polr chain on ``simulate`` data
+    (four categories), each call warm-started from the previous state."""
+    state: OrdinalState | None = None
+    calls = []
+    for _ in range(sweeps):
+        out, state = draw_2l_polr(data["y"], observed, data["X"], data["Z"], data["grouping"],
+                                  rng, 4, state)
+        calls.append((out, state))
+    return calls
+
 @pytest.mark.parametrize("a, b", [(-np.inf, -1.0), (-0.5, 0.7), (2.0, 3.0), (8.0, np.inf),
                                   (-np.inf, -9.0), (30.0, np.inf)])
 def test_latent_draws_are_exact_truncated_normals(a: float, b: float) -> None:
@@ -81,15 +93,10 @@ def test_two_level_probit_model_is_recovered() -> None:
     # cut-points and the random-intercept variance within 3.5 posterior sd of the truth.
     data = simulate(1)
     observed = np.random.default_rng(2).random(len(data["y"])) < 0.7
-    rng = np.random.default_rng(3)
-    state, draws = None, []
-    for i in range(600):
-        _, state = draw_2l_polr(data["y"], observed, data["X"], data["Z"], data["grouping"],
-                                rng, 4, state)
-        assert state is not None and state.omega is not None
-        if i >= 100:
-            draws.append(np.concatenate([state.beta, state.cuts[1:], state.omega[0]]))
-    post = np.array(draws)
+    states = [state for _, state in run_chain(data, observed, np.random.default_rng(3), 600)]
+    assert all(state is not None and state.omega is not None for state in states)
+    post = np.array([np.concatenate([state.beta, state.cuts[1:], state.omega[0]])
+                     for state in states[100:]])
     truth = np.concatenate([BETA, CUTS[1:], [0.5]])
     assert np.all(np.abs(post.mean(0) - truth) < 3.5 * post.std(0))
 
@@ -100,13 +107,8 @@ def test_imputed_shares_match_the_truth_of_the_missing_rows() -> None:
     # mean ~0.01 (n_mis ~ 300, autocorrelation ~3); allow 0.03.
     data = simulate(5, n_groups=40, size=25)
     observed = np.random.default_rng(6).random(len(data["y"])) < 0.7
-    rng = np.random.default_rng(7)
-    state, shares = None, []
-    for i in range(250):
-        out, state = draw_2l_polr(data["y"], observed, data["X"], data["Z"], data["grouping"],
-                                  rng, 4, state)
-        if i >= 50:
-            shares.append(np.bincount(out.astype(int), minlength=4) / len(out))
+    shares = [np.bincount(out.astype(int), minlength=4) / len(out)
+              for out, _ in run_chain(data, observed, np.random.default_rng(7), 250)[50:]]
     edges = np.concatenate([[-np.inf], CUTS, [np.inf]])
     eta = data["eta"][~observed][:, None]
     truth = (ndtr(edges[1:] - eta) - ndtr(edges[:-1] - eta)).mean(axis=0)

@@ -9,7 +9,8 @@
 
 from . import datasets
 from .analysis.glmm import GLMMResult, fit_glmm
-from .analysis.lmm import LMMResult, fit_lmm
+from .analysis.lmm import LMMResult
+from .analysis.lmm_multi import fit_lmm
 from .analysis.pooling import pool
 from .compiler.assemble import compile_plan as compile
 from .errors import (

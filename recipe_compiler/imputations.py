@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -11,11 +13,11 @@ import pandas as pd
 
 from .analysis.diagnostics import rhat
 from .analysis.glmm import check_family, fit_glmm
-from .analysis.lmm import fit_lmm
+from .analysis.lmm_multi import fit_lmm
 from .analysis.mifit import MIFit
 from .analysis.pooling import pool
 from .data.codec import as_categories, decode
-from .errors import OptionError, RecipeError
+from .errors import DataError, OptionError, RecipeError
 from .plan import ModelPlan, Plan
 from .runtime.gibbs import ChainResult
 from .runtime.problem import categorical_columns
@@ -82,6 +84,11 @@ class Imputations:
             With ``"long"``: include the original data as ``.imp == 0``.
         """
         if k == "long":
+            taken = [c for c in (".imp", ".id") if c in self.data.columns]
+            if taken:
+                raise DataError(f"the data already have the column(s) {', '.join(taken)}, which "
+                                "the long format adds; rename them to use complete('long'), "
+                                "or stack complete(1) ... complete(m) yourself")
             ks = range(0 if include else 1, self.m + 1)
             frames = []
             for j in ks:
@@ -139,8 +146,8 @@ class Imputations:
         rates = pd.DataFrame([getattr(c, "acceptance", {}) for c in self.chains], dtype=float)
         return rates.mean().rename("acceptance")
 
-    def fit(self, formula: str, *, reml: bool | None = None,
-            family: str = "gaussian") -> MIFit:
+    def fit(self, formula: str, *, reml: bool | None = None, family: str = "gaussian",
+            executor: Executor | None = None) -> MIFit:
         """Fit a two-level mixed model on each completed data set.
 
         ``cm()`` and ``cwc()`` in ``formula`` are computed on each completed data set.
@@ -159,6 +166,9 @@ class Imputations:
             A linear mixed model (:func:`~recipe_compiler.analysis.lmm.fit_lmm`) or a
             logistic one by the Laplace approximation, as lme4's ``glmer``
             (:func:`~recipe_compiler.analysis.glmm.fit_glmm`).
+        executor : concurrent.futures.Executor, optional
+            Fits the m data sets there (e.g. ``client.get_executor()`` of Dask)
+            instead of one after the other in this process.
 
         Returns
         -------
@@ -167,13 +177,16 @@ class Imputations:
         """
         check_family(family)
         if family == "gaussian":
-            return MIFit(formula, tuple(fit_lmm(formula, d, reml=reml is not False)
-                                        for d in self._analysis_frames()))
-        if reml:
+            fitter: Callable[[pd.DataFrame], Any] = partial(fit_lmm, formula,
+                                                            reml=reml is not False)
+        elif reml:
             raise OptionError(f"reml=True is not valid with family={family!r}: a logistic "
                               "mixed model is fitted by maximum likelihood; use reml=False")
-        return MIFit(formula, tuple(fit_glmm(formula, d, family=family)
-                                    for d in self._analysis_frames()))
+        else:
+            fitter = partial(fit_glmm, formula, family=family)
+        frames = self._analysis_frames()
+        fits = map(fitter, frames) if executor is None else executor.map(fitter, list(frames))
+        return MIFit(formula, tuple(fits))
 
     def _analysis_frames(self) -> Iterator[pd.DataFrame]:
         """The completed data sets, the plan's categorical columns as pandas categoricals."""

@@ -168,3 +168,13 @@ def test_imputations_do_not_share_memory_with_a_numpy_backed_frame(data: pd.Data
     assert frame["iqv"].eq(1e6).all()  # the write reached the caller's frame ...
     pd.testing.assert_frame_equal(imp.complete(1), completed)  # ... but not the imputations
     assert not np.shares_memory(imp.data.to_numpy(), values)
+
+
+def test_long_format_refuses_data_that_already_have_its_columns() -> None:
+    data = pd.DataFrame({"g": np.repeat(np.arange(6), 5), "y": np.arange(30.0),
+                         ".imp": 1.0})
+    data.loc[[0, 7, 13], "y"] = np.nan
+    imp = rc.impute(data, "y ~ 1 + (1 | g)", m=2, maxit=1, seed=1)
+    assert imp.complete(1).shape == data.shape
+    with pytest.raises(rc.DataError, match=r"^the data already have the column\(s\) \.imp,"):
+        imp.complete("long")

@@ -379,7 +379,7 @@ def test_the_data_are_untouched_when_a_chain_fails(frame: pd.DataFrame,
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise rc.SamplerError("imputing 'y': broken on purpose")
 
-    monkeypatch.setattr(normal_2l, "draw_2l", broken)
+    monkeypatch.setattr(normal_2l, "draw_2l_batch", broken)
     with pytest.raises(rc.SamplerError, match="broken on purpose"):
         rc.impute(frame, FORMULA, m=2, maxit=2, seed=1)
     pd.testing.assert_frame_equal(frame, before)
@@ -388,16 +388,17 @@ def test_the_data_are_untouched_when_a_chain_fails(frame: pd.DataFrame,
 def test_a_failing_chain_cancels_the_chains_not_yet_started(
         frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     started = []
-    real = chains.run_chain
+    real = chains.run_batch
 
-    def first_fails(problem: Any, maxit: int, seed: Any, donors: int = 5) -> Any:
-        started.append(seed)
+    def first_fails(problem: Any, maxit: int, seeds: Any, donors: int = 5) -> Any:
+        started.append(seeds)
         if len(started) == 1:
             raise rc.SamplerError("imputing 'y': chain 1 fails")
         time.sleep(0.2)
-        return real(problem, maxit, seed, donors)
+        return real(problem, maxit, seeds, donors)
 
-    monkeypatch.setattr(chains, "run_chain", first_fails)
+    monkeypatch.setattr(chains, "run_batch", first_fails)
+    monkeypatch.setattr(chains, "executor_workers", lambda executor, m: m)  # a task per chain
     with ThreadPoolExecutor(1) as pool, pytest.raises(rc.SamplerError, match="chain 1 fails"):
         rc.impute(frame, FORMULA, m=6, maxit=1, seed=1, executor=pool)
     assert len(started) < 6
@@ -408,8 +409,8 @@ def test_a_failing_chain_cancels_the_chains_not_yet_started(
 
 def _interrupt_on_third_call(monkeypatch: pytest.MonkeyPatch, log: Path | None = None,
                              delay: float = 0.0) -> None:
-    """``draw_2l`` raises KeyboardInterrupt on its 3rd call (per process); logs the pid."""
-    real = normal_2l.draw_2l
+    """``draw_2l_batch`` raises KeyboardInterrupt on its 3rd call (per process); logs the pid."""
+    real = normal_2l.draw_2l_batch
     calls = [0]
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
@@ -422,7 +423,7 @@ def _interrupt_on_third_call(monkeypatch: pytest.MonkeyPatch, log: Path | None =
         time.sleep(delay)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(normal_2l, "draw_2l", interrupted)
+    monkeypatch.setattr(normal_2l, "draw_2l_batch", interrupted)
 
 
 def _alive(pid: int) -> bool:
@@ -470,7 +471,7 @@ def test_keyboard_interrupt_in_the_parent_stops_the_workers(
         frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Ctrl-C while waiting for slow chains: the running workers are terminated."""
     log = tmp_path / "pids"
-    real = normal_2l.draw_2l
+    real = normal_2l.draw_2l_batch
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         with open(log, "a") as fh:
@@ -478,7 +479,7 @@ def test_keyboard_interrupt_in_the_parent_stops_the_workers(
         time.sleep(0.05)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(normal_2l, "draw_2l", slow)
+    monkeypatch.setattr(normal_2l, "draw_2l_batch", slow)
 
     def interrupt(signum: int, stack: Any) -> None:
         raise KeyboardInterrupt

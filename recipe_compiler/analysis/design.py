@@ -1,8 +1,11 @@
-"""Design matrices of a two-level linear mixed model, as plain arrays.
+"""Design matrices of a linear mixed model, as plain arrays.
 
 :func:`build_design` turns a formula and a DataFrame into a :class:`Design`
 through the term evaluator (:mod:`recipe_compiler.model.terms`); the fitter in
-:mod:`recipe_compiler.analysis.lmm` works on it.
+:mod:`recipe_compiler.analysis.lmm` works on it. A model with several grouping
+factors (``(1 | school/class)``, ``(1 | rater) + (1 | item)``) gets the innermost
+term in ``Z`` and the others in :attr:`Design.more_terms`, for
+:mod:`recipe_compiler.analysis.lmm_multi`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,37 @@ import numpy as np
 import pandas as pd
 
 from ..data.grouping import Grouping
-from ..data.schema import categorical, check_columns
-from ..errors import DataError, FormulaError
+from ..data.schema import categorical, check_columns, require_columns
+from ..errors import DataError, FormulaError, render_span
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..model.terms import Coded, FactorValues, factor_column, indicators, term_matrix
 
-__all__ = ["Design", "build_design"]
+__all__ = ["Design", "RandomTerm", "build_design", "interaction_grouping"]
+
+
+@dataclass(frozen=True, eq=False)
+class RandomTerm:
+    """One random-effects term ``(z_names | grouping.name)``.
+
+    Attributes
+    ----------
+    Z : ndarray, shape (n, q)
+        The random-effects design of the term (intercept first when present).
+    z_names : tuple of str
+        Names of its columns (``"(Intercept)"``, ``"x"``).
+    grouping : Grouping
+        Level codes of the rows; ``grouping.name`` names the factor (``"school:class"``).
+    """
+
+    Z: np.ndarray
+    z_names: tuple[str, ...]
+    grouping: Grouping
+
+    @property
+    def factor(self) -> str:
+        """Name of the grouping factor."""
+        return self.grouping.name or ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +72,9 @@ class Design:
         Index labels of the rows used (after listwise deletion).
     n_dropped : int
         Rows left out because a model variable was missing.
+    more_terms : tuple of RandomTerm
+        With several grouping factors: the terms other than the innermost one
+        (the one in ``Z``), on the same rows. Empty for a two-level model.
     """
 
     y: np.ndarray
@@ -58,6 +88,7 @@ class Design:
     cluster: str
     rows: pd.Index
     n_dropped: int
+    more_terms: tuple[RandomTerm, ...] = ()
 
     @property
     def n_groups(self) -> int:
@@ -65,8 +96,9 @@ class Design:
         return len(self.group_labels)
 
 
-def build_design(model: str | ModelSpec, data: pd.DataFrame) -> Design:
-    """Fixed and random design matrices of a two-level model, on its complete rows.
+def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
+                 several: bool = False) -> Design:
+    """Fixed and random design matrices of a mixed model, on its complete rows.
 
     ``cm(x)`` is the mean of the observed ``x`` of each cluster, computed before
     rows with a missing model variable are left out (as the FIMD examples do);
@@ -77,8 +109,13 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame) -> Design:
     Parameters
     ----------
     model : str or ModelSpec
-        An lme4-style formula with one random-effects group.
+        An lme4-style formula with a random part.
     data : pandas.DataFrame
+    several : bool, default False
+        Accept several grouping factors (for the multi-term fitter): the
+        innermost term (the factor with the most levels; the first written on a
+        tie) goes into ``Z``, and ``cm(x)`` / ``cwc(x)`` use its clusters; the
+        other terms into ``more_terms``. Their grouping columns must be complete.
 
     Returns
     -------
@@ -87,43 +124,99 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame) -> Design:
     Raises
     ------
     FormulaError
-        No random part.
+        No random part, or several grouping factors without ``several``.
     DataError
         A column not in the data, no complete row, a non-numeric column used as a
-        number, or an ``I()`` term that is not finite on a complete row.
+        number, an ``I()`` term that is not finite on a complete row, or (several
+        grouping factors) a grouping column with missing values.
     """
     spec = parse_formula(model) if isinstance(model, str) else model
     if spec.random is None:
         raise FormulaError("a mixed model needs a random part such as (1 | cluster)",
                            spec.formula, (len(spec.formula), len(spec.formula) + 1))
-    check_columns(spec, data)
+    if len(spec.randoms) > 1 and not several:
+        raise FormulaError("this fitter takes one grouping factor, the model has "
+                           f"{len(spec.randoms)} ({', '.join(r.cluster for r in spec.randoms)}); "
+                           "rc.fit_lmm fits linear mixed models with several", spec.formula,
+                           spec.randoms[1].span)
+    _check_columns(spec, data)
     spec = _categorical_terms(spec, data)
-    random = spec.random
-    assert random is not None
-    cluster = random.cluster
-    used = [c for c in spec.columns if c != cluster] + [cluster]
+    grouping_columns = spec.grouping_columns
+    used = [c for c in spec.columns if c not in grouping_columns] + list(grouping_columns)
     observed = np.column_stack([data[c].notna().to_numpy() for c in used])
     complete = np.all(observed, axis=1)
     if not complete.any():
         raise DataError(f"no row is complete for the model variables {', '.join(used)}")
-    # cluster means over every row with a cluster, then the complete rows of those
-    clustered = observed[:, -1]
-    frame = data if clustered.all() else data.loc[clustered]
-    grouping = Grouping.from_column(frame, cluster, min_clusters=1)
-    rows = complete[clustered]
-    values = _factor_values(spec, frame, grouping, rows)
+    # cluster means over every row with a cluster, then the complete rows of those (with
+    # several grouping factors every row must have its clusters: Grouping refuses gaps)
+    clustered = np.all(observed[:, len(used) - len(grouping_columns):], axis=1)
+    single = len(spec.randoms) == 1
+    frame = data if clustered.all() or not single else data.loc[clustered]
+    groupings = [interaction_grouping(frame, r.factors) for r in spec.randoms]
+    inner = int(np.argmax([g.n for g in groupings]))
+    random = spec.randoms[inner]
+    rows = complete[clustered] if single else complete
+    values = _factor_values(spec, frame, groupings[inner], rows)
     n = int(complete.sum())
     X, x_names = term_matrix(spec.terms, spec.intercept, values, n)
     Z, z_names = term_matrix(random.slopes, random.intercept, values, n)
     _check_finite(spec, X, x_names)
-    codes, present = _compact(grouping, rows)
+    codes, present = _compact(groupings[inner], rows)
+    more = []
+    for k, (r, g) in enumerate(zip(spec.randoms, groupings, strict=True)):
+        if k != inner:
+            z, names = term_matrix(r.slopes, r.intercept, values, n)
+            g_codes, g_present = _compact(g, rows)
+            more.append(RandomTerm(Z=z, z_names=names, grouping=Grouping(
+                codes=g_codes, n=len(g_present), name=g.name,
+                labels=tuple(np.asarray(g.labels, dtype=object)[g_present]))))
     return Design(
         y=data[spec.outcome].to_numpy(dtype=float, na_value=np.nan)[complete],
         X=X, x_names=x_names, Z=Z, z_names=z_names,
-        groups=codes, group_labels=np.asarray(grouping.labels)[present],
-        outcome=spec.outcome, cluster=cluster, rows=data.index[complete],
-        n_dropped=int((~complete).sum()),
+        groups=codes, group_labels=np.asarray(groupings[inner].labels)[present],
+        outcome=spec.outcome, cluster=random.cluster, rows=data.index[complete],
+        n_dropped=int((~complete).sum()), more_terms=tuple(more),
     )
+
+
+def interaction_grouping(data: pd.DataFrame, columns: tuple[str, ...]) -> Grouping:
+    """The grouping by ``columns`` (their interaction ``a:b`` if several), levels in sorted
+    order, each named by its labels joined by ``:``.
+
+    Raises
+    ------
+    DataError
+        A column not in ``data`` or with missing values (see
+        :meth:`~recipe_compiler.data.grouping.Grouping.from_column`).
+    """
+    parts = [Grouping.from_column(data, c, min_clusters=1) for c in columns]
+    if len(parts) == 1:
+        return parts[0]
+    combined = np.ravel_multi_index([g.codes for g in parts], [g.n for g in parts])
+    levels, codes = np.unique(combined, return_inverse=True)
+    at = np.unravel_index(levels, [g.n for g in parts])
+    label = pd.Series(np.asarray(parts[0].labels, dtype=object)[at[0]]).astype(str)
+    for g, idx in zip(parts[1:], at[1:], strict=True):
+        label = label + ":" + pd.Series(np.asarray(g.labels, dtype=object)[idx]).astype(str)
+    return Grouping(codes=codes.astype(np.intp), n=len(levels), name=":".join(columns),
+                    labels=tuple(label))
+
+
+def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
+    """:func:`~recipe_compiler.data.schema.check_columns`, for every grouping column."""
+    if len(spec.randoms) == 1 and spec.random is not None and len(spec.random.factors) == 1:
+        check_columns(spec, data)
+        return
+    grouping = set(spec.grouping_columns)
+
+    def caret(col: str) -> str:
+        span = spec.span_of(col, "random") if col in grouping else spec.span_of(col)
+        return f"\n{render_span(spec.formula, span)}" if span else ""
+
+    require_columns(data, [c for c in spec.columns if c not in grouping],
+                    "column '{}' of the formula", caret)
+    require_columns(data, list(spec.grouping_columns), "grouping variable '{}' of the formula",
+                    caret)
 
 
 def _compact(grouping: Grouping, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +238,7 @@ def _factor_values(spec: ModelSpec, frame: pd.DataFrame, grouping: Grouping,
     """
     numeric: dict[str, np.ndarray] = {}
     out: dict[str, FactorValues] = {}
-    slopes = spec.random.slopes if spec.random else ()
-    for t in (*spec.terms, *slopes):
+    for t in (*spec.terms, *spec.slopes):
         for f in t.factors:
             if f.name in out:
                 continue
@@ -178,7 +270,7 @@ def _categorical_terms(spec: ModelSpec, data: pd.DataFrame) -> ModelSpec:
     ``cm(x)`` / ``cwc(x)`` become the cluster proportions / deviations of its
     indicators, ``cm(C(x)[T.b])``, one term per level after the first.
     """
-    slopes = spec.random.slopes if spec.random else ()
+    slopes = spec.slopes
     typed = {c for c in spec.columns if c != spec.outcome
              and isinstance(data[c].dtype, pd.CategoricalDtype)}
     cats = set(spec.categorical) | typed
@@ -198,8 +290,9 @@ def _categorical_terms(spec: ModelSpec, data: pd.DataFrame) -> ModelSpec:
         out = [Term(fs) for t in terms for fs in product(*(factor(f) for f in t.factors))]
         return tuple(dict.fromkeys(out))
 
-    random = spec.random and dataclasses.replace(spec.random, slopes=expand(slopes))
-    return spec.replace(terms=expand(spec.terms), random=random)
+    randoms = [dataclasses.replace(r, slopes=expand(r.slopes)) for r in spec.randoms]
+    return spec.replace(terms=expand(spec.terms), random=randoms[0] if randoms else None,
+                        more_random=tuple(randoms[1:]))
 
 
 def _numeric(frame: pd.DataFrame, column: str, factor: str) -> np.ndarray:

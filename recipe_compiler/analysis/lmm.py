@@ -67,11 +67,14 @@ search only meets rounding noise."""
 def fit_lmm(formula: str, data: pd.DataFrame, *, reml: bool = False) -> LMMResult:
     """Fit an lme4-style two-level model, ``y ~ x + cm(x) + (1 + x | g)``.
 
+    ``rc.fit_lmm`` is :func:`recipe_compiler.analysis.lmm_multi.fit_lmm`, which also
+    takes several grouping factors.
+
     Parameters
     ----------
     formula : str
-        Model formula with one random-effects group (see
-        :func:`recipe_compiler.formula.build_design`).
+        Model formula with one grouping factor (see
+        :func:`recipe_compiler.analysis.design.build_design`).
     data : pandas.DataFrame
         Rows with a missing model variable are left out.
     reml : bool, default False
@@ -254,11 +257,16 @@ def _cross_products(design: Design) -> _CrossProducts:
     units = working_units(design, shift, intercept, np.diag(gram)[q:] / n)
     inverse = np.concatenate([np.ones(q), 1.0 / units.x_scale, [1.0 / units.y_scale]])
     gram *= np.outer(inverse, inverse)
-    if (design.groups[1:] < design.groups[:-1]).any():
-        W = W[np.argsort(design.groups, kind="stable")]
-    counts = np.bincount(design.groups, minlength=design.n_groups)
+    groups = design.groups
+    if (groups[1:] < groups[:-1]).any():  # rows in cluster order (small codes: radix sort)
+        W = W[np.argsort(groups.astype(np.uint16) if design.n_groups <= 2**16 else groups,
+                         kind="stable")]
+    counts = np.bincount(groups, minlength=design.n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    zt_t = np.add.reduceat(W[:, :q, None] * W[:, None, :], starts, axis=0)
+    zt_t = np.empty((len(starts), q, q + p + 1))
+    for a in range(q):  # one (n, q + p + 1) temporary at a time; none for a column of ones
+        zt_t[:, a] = np.add.reduceat(W if np.all(W[:, a] == 1.0) else W * W[:, a, None],
+                                     starts, axis=0)
     zt_t *= inverse
     cols, rows = np.triu_indices(q)  # the lower triangle of Lambda, column by column
     return _CrossProducts(zt_t=zt_t, gram=gram, ztz_sum=gram[:q, :q], wtw=gram[q:, q:],
@@ -351,7 +359,7 @@ def _profile(theta: np.ndarray, cp: _CrossProducts, reml: bool) -> _Profile:
     q, p = cp.q, cp.p
     lam = _lambda(theta, cp)
     lt_t = np.matmul(lam.T, cp.zt_t)
-    a = np.matmul(lt_t[:, :, :q], lam)
+    a = (lt_t[:, :, :q].reshape(-1, q) @ lam).reshape(-1, q, q)  # one product, not G
     a.reshape(-1, q * q)[:, :: q + 1] += 1.0
     upper, r = _factor_blocks(a, lt_t)
     flat = r.reshape(-1, q + p + 1)

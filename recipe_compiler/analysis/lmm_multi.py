@@ -9,11 +9,13 @@ by lme4's profiled deviance (ML or REML), factored as
 with ``X`` and ``y`` in the working units of :mod:`.lmm_units` as the two-level fitter
 has them. The terms are ordered as lme4 orders them, by decreasing number of levels.
 
-Entry points: :func:`fit_arrays` fits ``y``, ``X`` and ``(Z_k, codes_k)`` pairs;
-:func:`random_terms` builds the terms from a DataFrame and :func:`multi_design` joins
-them to the fixed part that :func:`~recipe_compiler.analysis.design.build_design` made
-(the formula parser takes one random-effects group so far); :func:`fit_multi` fits the
-resulting :class:`MultiDesign`. The result is a :class:`~.lmm_multi_result.MultiLMMResult`.
+Entry points: :func:`fit_formula` fits an lme4 formula (``rc.fit_lmm`` hands it a formula
+with several grouping factors); :func:`fit_arrays` fits ``y``, ``X`` and ``(Z_k, codes_k)``
+pairs; :func:`random_terms` builds the terms from a DataFrame and :func:`multi_design` joins
+them to the fixed part that :func:`~recipe_compiler.analysis.design.build_design` made;
+:func:`fit_multi` fits the resulting :class:`MultiDesign`. The result is a
+:class:`~.lmm_multi_result.MultiLMMResult`; it says which factors are nested in which and
+which are crossed, as the data have them (:func:`nesting`).
 """
 
 from __future__ import annotations
@@ -26,43 +28,22 @@ import pandas as pd
 
 from ..data.grouping import Grouping
 from ..errors import DataError, suggest
-from .design import Design
-from .lmm import SINGULAR_TOL, _check_design, _check_rank, _converged, _lambda, _optimise
+from ..model.parse import parse_formula
+from ..model.spec import ModelSpec
+from . import lmm
+from .design import Design, RandomTerm, build_design, interaction_grouping
+from .lmm import SINGULAR_TOL, LMMResult, _check_design, _check_rank, _converged, _lambda, _optimise
 from .lmm_multi_deviance import Layout, build_layout, modes, profile
 from .lmm_multi_result import MultiLMMResult, TermFit
 from .lmm_units import WorkingUnits, centring, working_units
 
-__all__ = ["MultiDesign", "RandomTerm", "TermSpec", "fit_arrays", "fit_multi", "multi_design",
-           "random_terms"]
+__all__ = ["MultiDesign", "RandomTerm", "TermSpec", "fit_arrays", "fit_formula", "fit_lmm",
+           "fit_multi", "formula_design", "multi_design", "nesting", "random_terms"]
 
 TermSpec = tuple[Sequence[str], str | Sequence[str]]
 """``(effects, grouping)``: random-effect columns (``"1"`` for the intercept) and the
 grouping factor, a column name, an interaction ``"a:b"`` (or the tuple ``("a", "b")``)
 or a nesting ``"a/b"``, which stands for the two terms ``a`` and ``a:b``."""
-
-
-@dataclass(frozen=True, eq=False)
-class RandomTerm:
-    """One random-effects term ``(z_names | grouping.name)``.
-
-    Attributes
-    ----------
-    Z : ndarray, shape (n, q)
-        The random-effects design of the term (intercept first when present).
-    z_names : tuple of str
-        Names of its columns (``"(Intercept)"``, ``"x"``).
-    grouping : Grouping
-        Level codes of the rows; ``grouping.name`` names the factor (``"school:class"``).
-    """
-
-    Z: np.ndarray
-    z_names: tuple[str, ...]
-    grouping: Grouping
-
-    @property
-    def factor(self) -> str:
-        """Name of the grouping factor."""
-        return self.grouping.name or ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +69,101 @@ class MultiDesign:
 
 
 # ----------------------------------------------------------------------------- building terms
+
+
+def formula_design(model: str | ModelSpec, data: pd.DataFrame) -> MultiDesign:
+    """The :class:`MultiDesign` of an lme4 formula with one or more grouping factors.
+
+    Parameters
+    ----------
+    model : str or ModelSpec
+        ``y ~ x + (1 + x | school/class)``, ``y ~ x + (1 | rater) + (1 | item)``, ...
+        ``cm(x)`` / ``cwc(x)`` use the innermost factor (the one with the most levels).
+    data : pandas.DataFrame
+        Rows with a missing model variable are left out; grouping columns must be
+        complete.
+
+    Returns
+    -------
+    MultiDesign
+
+    Raises
+    ------
+    FormulaError
+        A formula that cannot be parsed or has no random part.
+    DataError
+        As :func:`~recipe_compiler.analysis.design.build_design`; a grouping column
+        with missing values is named with the number of missing values.
+    """
+    d = build_design(model, data, several=True)
+    inner = RandomTerm(Z=d.Z, z_names=d.z_names, grouping=Grouping(
+        codes=d.groups, n=d.n_groups, name=d.cluster, labels=tuple(d.group_labels)))
+    return MultiDesign(y=d.y, X=d.X, x_names=d.x_names, terms=(inner, *d.more_terms),
+                       outcome=d.outcome, rows=d.rows, n_dropped=d.n_dropped)
+
+
+def fit_lmm(formula: str, data: pd.DataFrame, *,
+            reml: bool = False) -> LMMResult | MultiLMMResult:
+    """Fit an lme4-style mixed model with one or several grouping factors (``rc.fit_lmm``).
+
+    Parameters
+    ----------
+    formula : str
+        ``y ~ x + cm(x) + (1 + x | g)``; with several grouping factors, nested
+        ``(1 | school/class)`` or crossed ``(1 | rater) + (1 | item)``.
+    data : pandas.DataFrame
+        Rows with a missing model variable are left out.
+    reml : bool, default False
+        Restricted maximum likelihood instead of maximum likelihood.
+
+    Returns
+    -------
+    LMMResult or MultiLMMResult
+        :class:`~recipe_compiler.analysis.lmm.LMMResult` (from
+        :func:`recipe_compiler.analysis.lmm.fit_lmm`) for one grouping factor, else
+        a ``MultiLMMResult`` whose summary says which factors are nested and which
+        crossed in ``data``.
+
+    Raises
+    ------
+    FormulaError
+        A formula that cannot be parsed or is not a mixed model.
+    DataError
+        A formula column missing from ``data``, a grouping column with missing
+        values (several grouping factors), or data the model cannot be fitted to.
+    """
+    spec = parse_formula(formula) if isinstance(formula, str) else formula
+    if len(spec.randoms) > 1:
+        return fit_formula(spec, data, reml=reml)
+    return lmm.fit_lmm(formula, data, reml=reml)
+
+
+def fit_formula(model: str | ModelSpec, data: pd.DataFrame, *,
+                reml: bool = False) -> MultiLMMResult:
+    """Fit an lme4 formula with several grouping factors: :func:`formula_design`, then
+    :func:`fit_multi` (see both for parameters and errors)."""
+    return fit_multi(formula_design(model, data), reml=reml)
+
+
+def nesting(terms: Sequence[RandomTerm]) -> tuple[str, ...]:
+    """How each pair of grouping factors relates in the data, for display.
+
+    For factors ``a`` and ``b`` with ``a`` having at least as many levels: "a (n_a)
+    nested in b (n_b)" when every level of ``a`` lies within one level of ``b``, else
+    "a (n_a) crossed with b (n_b)" (fully or partially crossed). Terms of the same
+    factor (``(1 | g) + (0 + x | g)``) are not compared.
+    """
+    ordered = sorted(terms, key=lambda t: -t.grouping.n)
+    out = []
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if a.factor == b.factor:
+                continue
+            pairs = np.unique(a.grouping.codes.astype(np.int64) * b.grouping.n
+                              + b.grouping.codes).size
+            how = "nested in" if pairs == a.grouping.n else "crossed with"
+            out.append(f"{a.factor} ({a.grouping.n}) {how} {b.factor} ({b.grouping.n})")
+    return tuple(dict.fromkeys(out))
 
 
 def random_terms(data: pd.DataFrame, specs: Sequence[TermSpec]) -> tuple[RandomTerm, ...]:
@@ -116,7 +192,8 @@ def random_terms(data: pd.DataFrame, specs: Sequence[TermSpec]) -> tuple[RandomT
     for effects, grouping in specs:
         z, names = _effects(data, effects)
         for columns in _factors(grouping):
-            terms.append(RandomTerm(Z=z, z_names=names, grouping=_grouping(data, columns)))
+            terms.append(RandomTerm(Z=z, z_names=names,
+                                    grouping=interaction_grouping(data, columns)))
     if not terms:
         raise DataError("no random-effects term given; a mixed model needs at least one, "
                         "e.g. (['1'], 'school')")
@@ -187,21 +264,6 @@ def _effects(data: pd.DataFrame, effects: Sequence[str]) -> tuple[np.ndarray, tu
         cols.append(x)
     names = (("(Intercept)",) if intercept else ()) + tuple(columns)
     return np.column_stack(cols), names
-
-
-def _grouping(data: pd.DataFrame, columns: tuple[str, ...]) -> Grouping:
-    """The grouping by ``columns`` (their interaction if several), levels in sorted order."""
-    parts = [Grouping.from_column(data, c, min_clusters=1) for c in columns]
-    if len(parts) == 1:
-        return parts[0]
-    combined = np.ravel_multi_index([g.codes for g in parts], [g.n for g in parts])
-    levels, codes = np.unique(combined, return_inverse=True)
-    at = np.unravel_index(levels, [g.n for g in parts])
-    label = pd.Series(np.asarray(parts[0].labels, dtype=object)[at[0]]).astype(str)
-    for g, idx in zip(parts[1:], at[1:], strict=True):
-        label = label + ":" + pd.Series(np.asarray(g.labels, dtype=object)[idx]).astype(str)
-    return Grouping(codes=codes.astype(np.intp), n=len(levels), name=":".join(columns),
-                    labels=tuple(label))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -354,6 +416,7 @@ def _result(design: MultiDesign, terms: tuple[RandomTerm, ...], lay: Layout,
         reml=reml,
         converged=converged,
         boundary=bool((theta[rows == cols] < SINGULAR_TOL).any()),
+        nesting=nesting(terms),
         theta=theta,
         x_names=design.x_names,
         outcome=design.outcome,

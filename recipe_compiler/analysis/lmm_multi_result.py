@@ -70,6 +70,9 @@ class MultiLMMResult:
     outcome : str
     df_complete : int
         ``nobs - (p + len(theta) + 1)``, as ``lme4:::df.residual.merMod``.
+    nesting : tuple of str
+        How the grouping factors relate in the data, one line per pair: "school:class
+        (240) nested in school (60)", "rater (40) crossed with item (30)".
     """
 
     fixef: pd.Series
@@ -87,6 +90,7 @@ class MultiLMMResult:
     x_names: tuple[str, ...]
     outcome: str
     df_complete: int
+    nesting: tuple[str, ...] = ()
 
     @property
     def sigma(self) -> float:
@@ -189,6 +193,7 @@ class MultiLMMResult:
         lines += [
             f"Number of obs: {self.nobs}, groups: {groups}"
             + (f" ({self.n_dropped} rows with missing values dropped)" if self.n_dropped else ""),
+            *(f"Grouping: {line}" for line in self.nesting),
             "",
             "Fixed effects:",
         ]

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .glmm import GLMMResult
 from .lmm import LMMResult
+from .lmm_multi_result import MultiLMMResult
 from .pooling import average_components, pool
 
 
@@ -18,12 +19,12 @@ class MIFit:
     Attributes
     ----------
     formula : str
-    fits : tuple of LMMResult or GLMMResult
+    fits : tuple of LMMResult, MultiLMMResult or GLMMResult
         One fit per imputation, in imputation order.
     """
 
     formula: str
-    fits: tuple[LMMResult | GLMMResult, ...]
+    fits: tuple[LMMResult | MultiLMMResult | GLMMResult, ...]
 
     def pool(self, dfcom: float | None = None) -> pd.DataFrame:
         """Rubin's rules with Barnard-Rubin degrees of freedom.

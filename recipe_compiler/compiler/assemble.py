@@ -16,7 +16,7 @@ from ..errors import DataError, FormulaError, OptionError, suggest
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..plan import Cell, Derived, ModelPlan, Plan, Role, Variable
-from . import Context, Entry, check_model, level1_row, level2_row
+from . import Context, Entry, check_model, check_one_grouping, level1_row, level2_row
 from .graph import visit_sequence
 from .methods import GROUPMEAN, check_method, default_method, target_kind, target_scope
 from .options import make_options
@@ -75,6 +75,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
                            f"ModelSpec, got {type(model).__name__}")
     spec = parse_formula(model) if isinstance(model, str) else model
+    check_one_grouping(spec)
     if spec.random is None and opts.centering == "cluster":
         raise OptionError("centering='cluster' needs clusters, but the formula has no random "
                           "part such as (1 | cluster); use centering='none'")

@@ -41,6 +41,7 @@ from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..plan.fcs import Role, Variable
 from ..plan.smc import FAMILIES, Draw, Family, ModelPlan, SubModel
+from .context import check_one_grouping
 
 __all__ = ["check_approach", "compile_model_plan", "draw_for", "term_degree"]
 
@@ -89,6 +90,7 @@ def compile_model_plan(model: str | ModelSpec, data: pd.DataFrame,
         raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
                            f"ModelSpec, got {type(model).__name__}")
     spec = parse_formula(model) if isinstance(model, str) else model
+    check_one_grouping(spec)
     if spec.random is None:
         raise FormulaError("approach=\"smc\" needs a two-level model with a random part such as "
                            "(1 | cluster)" + _FCS_HINT + " (single-level data)", spec.formula,

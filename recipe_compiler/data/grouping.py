@@ -6,10 +6,13 @@ cross-products, the level of a column). It is what the package passes around
 instead of a ``(groups, n_groups)`` pair; a second grouping factor (classes in
 schools, crossed raters and items) is a second :class:`Grouping`.
 
-1-D sums go through :func:`numpy.bincount`; 2-D sums and per-cluster
+1-D sums go through :meth:`Grouping.segment_sums`; 2-D sums and per-cluster
 cross-products through one product with a sparse cluster-membership matrix,
-which beats a ``bincount`` per column from a handful of columns on. There is
-no Python loop over rows, clusters or columns. Clusters without rows get sums
+which beats a ``bincount`` per column from a handful of columns on. Sums of
+stacks of rows (:meth:`Grouping.segment_sums`, the samplers' hot path) are one
+``numpy.add.reduceat`` over contiguous segments when the rows are sorted by
+cluster (as the runtime arranges them), else a ``bincount`` per stacked row.
+There is no Python loop over rows or clusters. Clusters without rows get sums
 and means of zero, never NaN.
 """
 
@@ -86,6 +89,36 @@ class Grouping:
         """Number of rows in each cluster, shape (n,)."""
         return np.bincount(self.codes, minlength=self.n)
 
+    @cached_property
+    def segments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(clusters with rows, position of their first row)`` if the codes are sorted
+        (non-decreasing), else ``None``."""
+        codes = self.codes
+        if np.any(codes[1:] < codes[:-1]):
+            return None
+        nonempty = np.flatnonzero(self.sizes)
+        return nonempty, (np.cumsum(self.sizes) - self.sizes)[nonempty]
+
+    def segment_sums(self, a: np.ndarray) -> np.ndarray:
+        """Sums over each cluster's rows along the last axis: ``(..., n_rows) -> (..., n)``.
+
+        Each stacked row is summed on its own, so the sums of one row do not
+        depend on the others (a batch of chains gives each chain's sums exactly).
+        """
+        out = np.zeros((*a.shape[:-1], self.n))
+        segments = self.segments
+        if segments is None:
+            flat, sums = a.reshape(-1, a.shape[-1]), out.reshape(-1, self.n)
+            for k in range(flat.shape[0]):
+                sums[k] = np.bincount(self.codes, weights=flat[k], minlength=self.n)
+        elif len(segments[1]):
+            nonempty, starts = segments
+            if len(nonempty) == self.n:
+                np.add.reduceat(a, starts, axis=-1, out=out)
+            else:
+                out[..., nonempty] = np.add.reduceat(a, starts, axis=-1)
+        return out
+
     def count(self, rows: np.ndarray) -> np.ndarray:
         """Number of selected rows (boolean mask) in each cluster, shape (n,)."""
         return np.bincount(self.codes[rows], minlength=self.n)
@@ -93,7 +126,7 @@ class Grouping:
     def sums(self, x: np.ndarray) -> np.ndarray:
         """Sum of ``x`` (shape (n_rows,) or (n_rows, k)) over each cluster's rows."""
         if x.ndim == 1:
-            return np.bincount(self.codes, weights=x, minlength=self.n)
+            return self.segment_sums(x)
         return self.crossprod(np.ones((self.n_rows, 1)), x)[:, 0, :]
 
     def means(self, x: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ class _Cut:
 
 @lru_cache(maxsize=256)
 def parse_formula(formula: str) -> ModelSpec:
-    """Parse an lme4-style two-level formula.
+    """Parse an lme4-style mixed-model formula.
 
     Parameters
     ----------
@@ -77,8 +77,11 @@ def parse_formula(formula: str) -> ModelSpec:
         ``y ~ fixed + (random | g)``. Fixed terms use ``+ - * : 1 0``, ``I(...)``
         (an expression of :mod:`recipe_compiler.model.expr`), ``C(x)`` / ``factor(x)``
         (categorical), ``cm(x)`` (cluster mean of ``x`` over ``g``) and ``cwc(x)``
-        (``x`` centred within cluster). At most one grouping factor; the random part
-        may be omitted (single-level model). Names that are not plain names go in
+        (``x`` centred within cluster). One or more random-effects groups
+        ``(1 + x | g)``; a grouping factor is a column, an interaction ``a:b`` or a
+        nesting ``a/b`` (``(1 | a/b)`` is ``(1 | a) + (1 | a:b)``); crossed factors are
+        separate groups, ``(1 | rater) + (1 | item)``. The random part may be omitted
+        (single-level model). Names that are not plain names go in
         backticks: ```` `read dis` ````.
 
     Returns
@@ -103,16 +106,18 @@ def parse_formula(formula: str) -> ModelSpec:
     if not formula[tilde[0] + 1:].strip():
         raise FormulaError("the formula has no terms right of '~'; write 'outcome ~ 1' for an "
                            "intercept-only model", formula, (tilde[0], tilde[0] + 1))
-    randoms, cut = _cut_random(formula, masked, tilde[0])
-    random = _random_effects(formula, masked, randoms)
+    groups, cut = _cut_random(formula, masked, tilde[0])
+    randoms = _random_effects(formula, masked, groups)
     intercept, terms = _fixed_terms(formula, cut)
-    _check_roles(formula, masked, outcome, terms, random, cut)
+    _check_roles(formula, masked, outcome, terms, randoms, cut)
     names = [outcome, *(c for t in terms for c in t.columns)]
-    if random:
-        names += [c for t in random.slopes for c in t.columns] + [random.cluster]
+    for r in randoms:
+        names += [c for t in r.slopes for c in t.columns] + list(r.factors)
     return ModelSpec(formula=formula, outcome=outcome, intercept=intercept, terms=terms,
-                     random=random, spans=find_spans(formula, dict.fromkeys(names)),
-                     nested_categorical=_nested_categorical(formula, masked))
+                     random=randoms[0] if randoms else None,
+                     spans=find_spans(formula, dict.fromkeys(names)),
+                     nested_categorical=_nested_categorical(formula, masked),
+                     more_random=randoms[1:])
 
 
 def _mask(formula: str) -> str:
@@ -221,58 +226,80 @@ def _cut_random(formula: str, masked: str,
 
 
 def _random_effects(formula: str, masked: str,
-                    groups: list[tuple[int, int]]) -> RandomEffects | None:
-    if not groups:
-        return None
-    if len(groups) > 1:
-        start, end = groups[1]
-        raise FormulaError("only one random-effects group is supported yet; write all random "
-                           "terms of one cluster in a single group, e.g. (1 + x | g); crossed or "
-                           "several grouping factors are not supported", formula, (start, end))
-    start, end = groups[0]
-    inner = formula[start + 1:end - 1]
-    bar = masked[start + 1:end - 1].index("|")
-    if inner[bar:bar + 2] == "||":
-        raise FormulaError("uncorrelated random effects '||' are not supported yet; use '|'",
-                           formula, (start + 1 + bar, start + 3 + bar))
-    rhs = inner[bar + 1:]
-    written = rhs.strip()
-    rstart = start + 1 + bar + 1 + (len(rhs) - len(rhs.lstrip()))
-    cluster = _column_name(written)
-    if cluster is None:
-        raise FormulaError("the grouping factor must be a single column name; nested (a/b) or "
-                           "interacted (a:b) grouping factors are not supported yet", formula,
-                           (rstart, rstart + len(written)))
-    lhs = _Cut(inner[:bar], tuple(range(start + 1, start + 1 + bar)))
-    intercept, slopes = _fixed_terms(formula, lhs)
-    for t in slopes:
-        for f in t.factors:
-            if cluster in f.columns:
-                raise FormulaError(f"the cluster variable '{cluster}' cannot have a random slope "
-                                   "over itself", formula, lhs.find(f.name))
-    return RandomEffects(cluster=cluster, intercept=intercept, slopes=slopes, span=(start, end))
+                    groups: list[tuple[int, int]]) -> tuple[RandomEffects, ...]:
+    """One term per grouping factor of each group; ``(1 | a/b)`` is ``(1 | a:b) + (1 | a)``.
+
+    The innermost term comes first: terms with more grouping columns (``a:b``) before
+    terms with fewer, otherwise in formula order.
+    """
+    out: list[RandomEffects] = []
+    for start, end in groups:
+        inner = formula[start + 1:end - 1]
+        bar = masked[start + 1:end - 1].index("|")
+        if inner[bar:bar + 2] == "||":
+            raise FormulaError("uncorrelated random effects '||' are not supported yet; write "
+                               "them as separate groups, e.g. (1 | g) + (0 + x | g)",
+                               formula, (start + 1 + bar, start + 3 + bar))
+        lhs = _Cut(inner[:bar], tuple(range(start + 1, start + 1 + bar)))
+        intercept, slopes = _fixed_terms(formula, lhs)
+        for factors in reversed(_grouping_factors(formula, masked, start + 2 + bar, end - 1)):
+            for t in slopes:
+                for f in t.factors:
+                    hit = next((c for c in factors if c in f.columns), None)
+                    if hit is not None:
+                        raise FormulaError(f"the cluster variable '{hit}' cannot have a random "
+                                           "slope over itself", formula, lhs.find(f.name))
+            out.append(RandomEffects(cluster=":".join(factors), intercept=intercept,
+                                     slopes=slopes, span=(start, end), factors=factors))
+    return tuple(sorted(out, key=lambda r: -len(r.factors)))
+
+
+def _grouping_factors(formula: str, masked: str, lo: int, hi: int) -> list[tuple[str, ...]]:
+    """The grouping factors right of ``|`` in ``formula[lo:hi]``: ``a`` -> ``[(a,)]``,
+    ``a:b`` -> ``[(a, b)]``, ``a/b`` -> ``[(a,), (a, b)]`` (outermost first)."""
+    out: list[tuple[str, ...]] = []
+    part_lo = lo
+    for part_hi in [*(i for i in range(lo, hi) if masked[i] == "/"), hi]:
+        names: list[str] = []
+        piece_lo = part_lo
+        for piece_hi in [*(i for i in range(part_lo, part_hi) if masked[i] == ":"), part_hi]:
+            piece = formula[piece_lo:piece_hi]
+            name = _column_name(piece)
+            if name is None:
+                written = piece.strip() or piece
+                at = piece_lo + (len(piece) - len(piece.lstrip()) if piece.strip() else 0)
+                raise FormulaError("a grouping factor must be a column name, an interaction "
+                                   "a:b or a nesting a/b of column names (e.g. (1 | school/"
+                                   "class)); write other names in backticks", formula,
+                                   (at, at + max(len(written.strip()), 1)))
+            names.append(name)
+            piece_lo = piece_hi + 1
+        out.append((*(out[-1] if out else ()), *names))
+        part_lo = part_hi + 1
+    return out
 
 
 def _check_roles(formula: str, masked: str, outcome: str, terms: tuple[Term, ...],
-                 random: RandomEffects | None, cut: _Cut) -> None:
+                 randoms: tuple[RandomEffects, ...], cut: _Cut) -> None:
     """Reject a column in two roles, and cluster means in a model without clusters."""
-    cluster = random.cluster if random else None
-    if outcome == cluster:
+    grouping = {c for r in randoms for c in r.factors}
+    if outcome in grouping:
         start = formula.index(outcome)
         raise FormulaError(f"the outcome '{outcome}' is also the cluster variable", formula,
                            (start, start + len(outcome)))
-    for t in (*terms, *(random.slopes if random else ())):
+    for t in (*terms, *(s for r in randoms for s in r.slopes)):
         if outcome in t.columns:
             raise FormulaError(f"the outcome '{outcome}' also appears right of '~' (in "
                                f"'{t.name}'); a model cannot predict its outcome from itself",
                                formula, _find_after(formula, masked, outcome))
     for t in terms:
         for f in t.factors:
-            if cluster in f.columns:
-                raise FormulaError(f"the cluster variable '{cluster}' cannot be a fixed term; "
+            hit = next((c for c in f.columns if c in grouping), None)
+            if hit is not None:
+                raise FormulaError(f"the cluster variable '{hit}' cannot be a fixed term; "
                                    "its effect is the random intercept of "
-                                   f"(1 | {cluster})", formula, cut.find(f.name))
-            if f.kind in ("cm", "cwc") and random is None:
+                                   f"(1 | {hit})", formula, cut.find(f.name))
+            if f.kind in ("cm", "cwc") and not randoms:
                 raise FormulaError(f"{f.name} needs clusters: add a random part such as "
                                    "(1 | cluster), or drop the cluster mean", formula,
                                    cut.find(f.name))

@@ -138,21 +138,28 @@ def term(*factors: Factor) -> Term:
 
 @dataclass(frozen=True)
 class RandomEffects:
-    """The random part ``(1 + slopes | cluster)``.
+    """One random-effects term ``(1 + slopes | cluster)``.
 
     ``span`` is where the group ``( ... | cluster)`` stands in the formula text,
-    for error carets that must point into the random part.
+    for error carets that must point into the random part. ``factors`` are the
+    grouping columns: ``(cluster,)`` for a single column, ``("school", "class")``
+    for the interaction ``school:class`` (then ``cluster`` is ``"school:class"``).
     """
 
     cluster: str
     intercept: bool
     slopes: tuple[Term, ...]
     span: tuple[int, int] | None = None
+    factors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.factors:
+            object.__setattr__(self, "factors", (self.cluster,))
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed two-level analysis model.
+    """A parsed analysis model: single-level, two-level, or with several grouping factors.
 
     Attributes
     ----------
@@ -165,12 +172,16 @@ class ModelSpec:
     terms : tuple of Term
         Fixed terms in formula order (after expansion of ``*``), without the intercept.
     random : RandomEffects or None
-        The random part; ``None`` for a single-level model.
+        The random part; ``None`` for a single-level model. With several
+        random-effects terms: the innermost one (see :attr:`randoms`).
     spans : tuple of (str, int, int)
         Where each column name first appears in ``formula`` (for error carets).
     nested_categorical : tuple of str
         Columns written ``cm(C(x))`` / ``cwc(C(x))``: categorical, although their
         factors are ``cm(x)`` / ``cwc(x)`` (see :attr:`categorical`).
+    more_random : tuple of RandomEffects
+        The random-effects terms after :attr:`random`, for a model with several
+        grouping factors (``(1 | school/class)``, ``(1 | rater) + (1 | item)``).
     """
 
     formula: str
@@ -180,25 +191,41 @@ class ModelSpec:
     random: RandomEffects | None
     spans: tuple[tuple[str, int, int], ...] = ()
     nested_categorical: tuple[str, ...] = ()
+    more_random: tuple[RandomEffects, ...] = ()
+
+    @property
+    def randoms(self) -> tuple[RandomEffects, ...]:
+        """Every random-effects term, the innermost (:attr:`random`) first; ``()`` for a
+        single-level model."""
+        return (self.random, *self.more_random) if self.random else ()
+
+    @property
+    def grouping_columns(self) -> tuple[str, ...]:
+        """The columns of every grouping factor, without repeats."""
+        return tuple(dict.fromkeys(c for r in self.randoms for c in r.factors))
+
+    @property
+    def slopes(self) -> tuple[Term, ...]:
+        """The random slopes of every random-effects term, without repeats."""
+        return tuple(dict.fromkeys(t for r in self.randoms for t in r.slopes))
 
     @property
     def categorical(self) -> tuple[str, ...]:
         """Columns written ``C(x)`` / ``factor(x)``, alone or inside ``cm()`` / ``cwc()``."""
-        slopes = self.random.slopes if self.random else ()
+        slopes = self.slopes
         cats = [f.column for t in (*self.terms, *slopes) for f in t.factors if f.kind == "cat"]
         return tuple(dict.fromkeys([*cats, *self.nested_categorical]))
 
     @property
     def cluster(self) -> str | None:
-        """The grouping column, or ``None``."""
+        """The grouping column of :attr:`random` (``"a:b"`` for an interaction), or ``None``."""
         return self.random.cluster if self.random else None
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Measured columns used: the outcome, then the fixed and random terms' columns."""
         cols: list[str] = [self.outcome]
-        slopes = self.random.slopes if self.random else ()
-        for t in (*self.terms, *slopes):
+        for t in (*self.terms, *self.slopes):
             cols.extend(t.columns)
         return tuple(dict.fromkeys(cols))
 
@@ -211,14 +238,16 @@ class ModelSpec:
         name : str
             A column or factor name (``iqv``, ``cm(iqv)``).
         part : {"any", "random"}
-            ``"random"``: only an occurrence inside the random-effects group.
+            ``"random"``: only an occurrence inside a random-effects group (the first
+        group, in formula order, that has it).
         """
         if part == "random":
-            if self.random is None or self.random.span is None:
-                return None
-            lo, hi = self.random.span
-            m = _whole_word(name).search(self.formula, lo, hi)
-            return (m.start(), m.end()) if m else None
+            spans = sorted(r.span for r in self.randoms if r.span is not None)
+            for lo, hi in spans:
+                m = _whole_word(name).search(self.formula, lo, hi)
+                if m:
+                    return (m.start(), m.end())
+            return None
         for n, start, end in self.spans:
             if n == name:
                 return (start, end)

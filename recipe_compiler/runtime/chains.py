@@ -3,20 +3,24 @@
 Each chain gets its own child of ``numpy.random.SeedSequence(seed)``, so the
 result does not depend on where or in which order chains run: ``n_jobs=1``,
 a process pool, or a Dask/Ray ``concurrent.futures.Executor`` give the same
-imputations.
+imputations. The chains are split into one contiguous batch per worker; a
+batch runs in lockstep (:func:`~.gibbs.run_batch`), and the problem is sent
+once per batch, not once per chain.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
+from functools import partial
 
 import numpy as np
 
 from ..errors import OptionError
-from .gibbs import ChainResult, run_chain
+from .gibbs import ChainResult, run_batch
 from .problem import Problem
 
 
@@ -60,6 +64,8 @@ def worker_count(n_jobs: object, m: int) -> int:
 
 #: A chain: ``chain(problem, maxit, seed, donors, on_iteration) -> ChainResult``.
 ChainFunction = Callable[..., ChainResult]
+#: A batch: ``batch(problem, maxit, seeds, donors, on_iteration) -> list[ChainResult]``.
+BatchFunction = Callable[..., list[ChainResult]]
 
 
 def run_chains(problem: Problem | object, *, m: int, maxit: int,
@@ -79,30 +85,30 @@ def run_chains(problem: Problem | object, *, m: int, maxit: int,
         Processes to use when no ``executor`` is given, capped by
         :func:`worker_count` at ``m`` and the available CPUs (one: this process).
     executor : concurrent.futures.Executor, optional
-        Where to run the chains (takes precedence over ``n_jobs``).
+        Where to run the chains (takes precedence over ``n_jobs``): one task per
+        worker of the executor (:func:`executor_workers`), each a batch of chains.
     progress : bool
         Show a progress bar on stderr (needs tqdm; silently plain otherwise).
     chain : callable, optional
-        The chain function; ``None``: the FCS :func:`~.gibbs.run_chain`.
+        A one-chain function, run chain after chain within a batch; ``None``:
+        the FCS batch :func:`~.gibbs.run_batch`.
     """
-    run: ChainFunction = run_chain if chain is None else chain
+    run: BatchFunction = run_batch if chain is None else partial(_one_by_one, chain)
     seeds = chain_seeds(seed, m)
-    workers = worker_count(n_jobs, m)
+    workers = worker_count(n_jobs, m) if executor is None else executor_workers(executor, m)
     bar = _progress_bar(m * max(maxit, 1) if executor is None and workers == 1 else m, progress)
     try:
         if executor is None and workers == 1:
-            tick = (lambda: bar(1)) if maxit else None
-            out = []
-            for s in seeds:
-                out.append(run(problem, maxit, s, donors, tick))
-                if not maxit:
-                    bar(1)
+            out = run(problem, maxit, seeds, donors, (lambda: bar(1)) if maxit else None)
+            if not maxit:
+                bar(m)
             return out
+        batches = split(seeds, workers)
         if executor is not None:
-            return _collect(executor, run, problem, maxit, seeds, donors, bar, cancel=True)
+            return _collect(executor, run, problem, maxit, batches, donors, bar, cancel=True)
         pool = ProcessPoolExecutor(max_workers=workers)
         try:
-            return _collect(pool, run, problem, maxit, seeds, donors, bar, cancel=False)
+            return _collect(pool, run, problem, maxit, batches, donors, bar, cancel=False)
         except BaseException:
             _stop(pool)
             raise
@@ -112,28 +118,54 @@ def run_chains(problem: Problem | object, *, m: int, maxit: int,
         bar(0)
 
 
-def _collect(executor: Executor, chain: ChainFunction, problem: Problem | object, maxit: int,
-             seeds: list[np.random.SeedSequence], donors: int,
-             bar: Callable[[int], None], cancel: bool) -> list[ChainResult]:
-    """Submit the chains and return their results in chain order.
+def split(seeds: list[np.random.SeedSequence], parts: int) -> list[list[np.random.SeedSequence]]:
+    """``seeds`` in ``parts`` contiguous batches of near-equal size (none empty)."""
+    parts = max(min(parts, len(seeds)), 1)
+    bounds = np.linspace(0, len(seeds), parts + 1).round().astype(int)
+    return [seeds[a:b] for a, b in itertools.pairwise(bounds)]
 
-    The first chain to fail (or a KeyboardInterrupt while waiting) raises at
-    once; with ``cancel``, the chains not yet started are then cancelled.
+
+def executor_workers(executor: Executor, m: int) -> int:
+    """How many batches to submit to ``executor``: its worker count where it tells
+    (``_max_workers`` of the standard library's pools, the workers' threads of a
+    Dask ``ClientExecutor``), else one batch per chain; at most ``m``."""
+    count = getattr(executor, "_max_workers", None)
+    client = getattr(executor, "_client", None)
+    if count is None and client is not None and callable(getattr(client, "nthreads", None)):
+        count = sum(client.nthreads().values())
+    return max(min(int(count) if count else m, m), 1)
+
+
+def _one_by_one(chain: ChainFunction, problem: object, maxit: int,
+                seeds: list[np.random.SeedSequence], donors: int,
+                on_iteration: Callable[[], None] | None = None) -> list[ChainResult]:
+    """A batch of chains that cannot run in lockstep: one after the other."""
+    return [chain(problem, maxit, s, donors, on_iteration) for s in seeds]
+
+
+def _collect(executor: Executor, batch: BatchFunction, problem: Problem | object, maxit: int,
+             batches: list[list[np.random.SeedSequence]], donors: int,
+             bar: Callable[[int], None], cancel: bool) -> list[ChainResult]:
+    """Submit one task per batch and return the chains' results in chain order.
+
+    The first batch to fail (or a KeyboardInterrupt while waiting) raises at
+    once; with ``cancel``, the batches not yet started are then cancelled.
     """
-    futures = [executor.submit(chain, problem, maxit, s, donors) for s in seeds]
+    futures = [executor.submit(batch, problem, maxit, b, donors) for b in batches]
+    sizes = {id(f): len(b) for f, b in zip(futures, batches, strict=True)}
     try:
         if all(isinstance(f, Future) for f in futures):
-            pending: set[Future[ChainResult]] = set(futures)
+            pending: set[Future[list[ChainResult]]] = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for f in done:
-                    f.result()  # raises the chain's error without waiting for the others
-                    bar(1)
-            return [f.result() for f in futures]
+                    f.result()  # raises the batch's error without waiting for the others
+                    bar(sizes[id(f)])
+            return [r for f in futures for r in f.result()]
         out = []
         for f in futures:
-            out.append(f.result())
-            bar(1)
+            out.extend(f.result())
+            bar(sizes[id(f)])
         return out
     except BaseException:
         if cancel:

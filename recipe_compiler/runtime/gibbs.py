@@ -1,32 +1,82 @@
-"""The FCS Gibbs loop of one chain.
+"""The FCS Gibbs loop, run for a batch of chains in lockstep.
 
-The chain's :class:`ChainState` (current completed values and each sampler's
-warm-start state) is the one mutable object of the package. Everything else
-is read from the :class:`~.problem.Problem`: for each target its method and
-predictor codes, from which the design is rebuilt at each visit from the
-current values (cluster means recomputed, as mice does).
+The chains of a batch share every step: each update sees the target's designs
+with a leading chain axis, and a batched sampler draws for all chains with
+batched numpy operations. Each chain keeps its own random generator (from its
+own ``SeedSequence``) and no chain's arithmetic depends on another's, so a chain
+gives the same imputations in a batch of ten, alone, or in another process.
+
+The :class:`ChainState` (current completed values, each target's designs and
+each sampler's warm-start state) is the one mutable object of the package.
+Everything else is read from the :class:`~.problem.Problem`. The designs are
+built once and kept: after each update only the columns that hold the updated
+target or a derived variable computed from it are refreshed, in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..compiler.codes import Code
 from ..compiler.methods import method
 from ..data.grouping import Grouping
+from ..plan import Derived
 from .passive import compute
-from .problem import Problem
-from .samplers import Target, get_sampler
+from .problem import Layout, Problem
+from .samplers import get_sampler
+from .samplers.registry import TargetBatch, is_batched
+
+#: Chains run in lockstep while chains x rows is at most this (above it the per-call
+#: overhead that batching saves is negligible, and the designs' memory is not).
+LOCKSTEP_CELLS = 1_000_000
+#: Design columns of fewer cells (chains x rows) are gathered in one call.
+GATHER_IN_ONE = 200_000
+
+
+@dataclass
+class Design:
+    """One target's designs in a batch of chains (see :class:`~.samplers.TargetBatch`).
+
+    Attributes
+    ----------
+    x_obs, x_mis : ndarray, shape (C, p, n_obs) and (C, p, n_mis)
+        Fixed design of the observed and missing rows, column 0 the intercept;
+        column ``j`` holds its variable minus ``x_offset[:, j]``.
+    x_offset : ndarray, shape (C, p)
+        Each column's mean at the start of the chain (0 for the intercept).
+    z_obs, z_mis : ndarray or None
+        The random slopes' columns, shape (C, q - 1, n_obs) and (C, q - 1, n_mis).
+    """
+
+    x_obs: np.ndarray
+    x_mis: np.ndarray
+    x_offset: np.ndarray
+    z_obs: np.ndarray | None = None
+    z_mis: np.ndarray | None = None
 
 
 @dataclass
 class ChainState:
-    """Current completed values of every plan variable and the samplers' states."""
+    """The current state of a batch of ``C`` chains.
+
+    Attributes
+    ----------
+    values : dict of str -> ndarray, shape (C, n)
+        Current completed values of every plan variable.
+    designs : dict of str -> Design
+        Each target's designs, kept in step with ``values``.
+    means : dict of str -> ndarray, shape (C, n_clusters)
+        Cluster means of the variables some design holds as cluster means.
+    samplers : dict of str -> object
+        Each target's sampler state (a list with one state per chain for an
+        unbatched sampler).
+    """
 
     values: dict[str, np.ndarray]
+    designs: dict[str, Design] = field(default_factory=dict)
+    means: dict[str, np.ndarray] = field(default_factory=dict)
     samplers: dict[str, object] = field(default_factory=dict)
 
 
@@ -47,43 +97,159 @@ class ChainResult:
     var: np.ndarray
 
 
-def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
-              donors: int = 5, on_iteration: Callable[[], None] | None = None) -> ChainResult:
-    """Run one chain: initial fill, then ``maxit`` sweeps through the visit sequence.
+def run_batch(problem: Problem, maxit: int, seeds: list[np.random.SeedSequence],
+              donors: int = 5, on_iteration: Callable[[], None] | None = None
+              ) -> list[ChainResult]:
+    """Run a batch of chains in lockstep: initial fill, then ``maxit`` sweeps.
 
     Parameters
     ----------
     problem : Problem
     maxit : int
         Number of iterations (0: the initial fill only, as mice).
-    seed : numpy.random.SeedSequence
-        The chain's own seed; all randomness of the chain comes from it.
+    seeds : list of numpy.random.SeedSequence
+        One per chain; all randomness of chain ``c`` comes from ``seeds[c]``.
     donors : int
         Donors of predictive mean matching.
     on_iteration : callable, optional
-        Called after each iteration (progress reporting).
+        Called after each iteration of the batch (progress reporting).
+
+    Returns
+    -------
+    list of ChainResult
+        In the order of ``seeds``.
+
+    Notes
+    -----
+    At most :data:`LOCKSTEP_CELLS` ``// n`` chains (at least one) run in lockstep;
+    larger batches run in such groups one after the other, which bounds the
+    memory of the designs and changes no result. ``on_iteration`` is called
+    once per chain and iteration.
     """
-    rng = np.random.default_rng(seed)
-    plan = problem.plan
-    state = ChainState(values=initial_values(problem, rng))
-    targets = plan.targets
-    mean = np.empty((maxit, len(targets)))
-    var = np.empty((maxit, len(targets)))
+    size = max(LOCKSTEP_CELLS // max(problem.n, 1), 1)
+    if len(seeds) > size:
+        return [r for k in range(0, len(seeds), size)
+                for r in run_batch(problem, maxit, seeds[k:k + size], donors, on_iteration)]
+    rngs = [np.random.default_rng(s) for s in seeds]
+    state = start(problem, rngs)
+    targets = problem.plan.targets
+    mean = np.empty((len(rngs), maxit, len(targets)))
+    var = np.empty((len(rngs), maxit, len(targets)))
     for it in range(maxit):
-        sweep(problem, state, rng, donors)
+        sweep(problem, state, rngs, donors)
         for j, t in enumerate(targets):
-            cells = state.values[t][~problem.observed[t]]
-            if cells.size:
-                mean[it, j], var[it, j] = cells.mean(), cells.var()
+            cells = np.take(state.values[t], problem.layouts[t].result_rows, axis=1)
+            if cells.shape[1]:
+                mean[:, it, j], var[:, it, j] = cells.mean(axis=1), cells.var(axis=1)
             else:  # a plan's target that is complete in these data
-                mean[it, j] = var[it, j] = np.nan
+                mean[:, it, j] = var[:, it, j] = np.nan
         if on_iteration is not None:
-            on_iteration()
-    imputed = {t: state.values[t][~problem.observed[t]].copy() for t in targets}
-    return ChainResult(imputed=imputed, mean=mean, var=var)
+            for _ in rngs:
+                on_iteration()
+    return [ChainResult(imputed={t: state.values[t][c, problem.layouts[t].result_rows]
+                                 for t in targets}, mean=mean[c], var=var[c])
+            for c in range(len(rngs))]
 
 
-def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors: int) -> None:
+def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
+              donors: int = 5, on_iteration: Callable[[], None] | None = None) -> ChainResult:
+    """Run one chain (a batch of one; see :func:`run_batch`)."""
+    return run_batch(problem, maxit, [seed], donors, on_iteration)[0]
+
+
+def start(problem: Problem, rngs: list[np.random.Generator]) -> ChainState:
+    """The state after the initial fill of each chain (:func:`initial_fill`), designs built."""
+    state = ChainState(values=initial_fill(problem, rngs))
+    for name, readers in problem.readers.items():
+        if any(kind == "mean" or problem.layouts[t].scope == "level2" for t, kind, _ in readers):
+            state.means[name] = cluster_means(problem.grouping, state.values[name])
+    for t, lay in problem.layouts.items():
+        state.designs[t] = _empty_design(lay, len(rngs))
+    for name in problem.readers:
+        refresh(problem, state, name)
+    for t, lay in problem.layouts.items():  # shift each column by its starting mean
+        d = state.designs[t]
+        rows = len(lay.rows_obs) + len(lay.rows_mis)
+        d.x_offset[:] = (d.x_obs.sum(axis=2) + d.x_mis.sum(axis=2)) / max(rows, 1)
+        d.x_offset[:, 0] = 0.0
+        d.x_obs -= d.x_offset[:, :, None]
+        d.x_mis -= d.x_offset[:, :, None]
+    return state
+
+
+def _empty_design(lay: Layout, chains: int) -> Design:
+    p, n1, n0 = len(lay.fixed) + 1, len(lay.rows_obs), len(lay.rows_mis)
+    d = Design(x_obs=np.empty((chains, p, n1)), x_mis=np.empty((chains, p, n0)),
+               x_offset=np.zeros((chains, p)))
+    d.x_obs[:, 0] = 1.0
+    d.x_mis[:, 0] = 1.0
+    if lay.scope == "level1":
+        q = len(lay.random)
+        d.z_obs, d.z_mis = np.empty((chains, q, n1)), np.empty((chains, q, n0))
+    return d
+
+
+def cluster_means(grouping: Grouping, values: np.ndarray) -> np.ndarray:
+    """Per-chain cluster means, ``(C, n) -> (C, n_clusters)``; zero for empty clusters."""
+    sizes = grouping.sizes.astype(float)
+    inverse = np.divide(1.0, sizes, out=np.zeros_like(sizes), where=sizes > 0)
+    return grouping.segment_sums(values) * inverse
+
+
+def refresh(problem: Problem, state: ChainState, name: str, drawn: bool = False) -> None:
+    """Copy the current values of ``name`` into every design column that holds it.
+
+    With ``drawn`` (right after an update of target ``name``) a fixed-design
+    column of its values is rewritten only at the rows the update drew
+    (:attr:`~.problem.Problem.drawn`).
+    """
+    values = state.values[name]
+    if name in state.means:
+        state.means[name] = cluster_means(problem.grouping, values)
+    for t, kind, j in problem.readers.get(name, ()):
+        lay, d = problem.layouts[t], state.designs[t]
+        mean = kind == "mean" or lay.scope == "level2"
+        source = state.means[name] if mean else values
+        obs, mis = lay.source_rows(mean)
+        if drawn and not mean and (name, t) in problem.drawn:
+            pos_obs, rows_obs, pos_mis, rows_mis = problem.drawn[name, t]
+            for c in range(len(values)):
+                if kind == "z":
+                    assert d.z_obs is not None and d.z_mis is not None
+                    d.z_obs[c, j, pos_obs] = values[c, rows_obs]
+                    d.z_mis[c, j, pos_mis] = values[c, rows_mis]
+                else:
+                    d.x_obs[c, j, pos_obs] = values[c, rows_obs] - d.x_offset[c, j]
+                    d.x_mis[c, j, pos_mis] = values[c, rows_mis] - d.x_offset[c, j]
+            continue
+        if kind == "z":
+            assert d.z_obs is not None and d.z_mis is not None
+            _gather(source, obs, d.z_obs[:, j])
+            _gather(source, mis, d.z_mis[:, j])
+        else:
+            _gather(source, obs, d.x_obs[:, j], d.x_offset[:, j])
+            _gather(source, mis, d.x_mis[:, j], d.x_offset[:, j])
+
+
+def _gather(source: np.ndarray, rows: np.ndarray, out: np.ndarray,
+            offset: np.ndarray | None = None) -> None:
+    """``out[c] = source[c, rows] - offset[c]``: in one step for small data, else chain by
+    chain into contiguous rows of ``out`` (no temporary; ``numpy.take`` into a strided
+    ``out`` is an order of magnitude slower)."""
+    if out.size < GATHER_IN_ONE:
+        if offset is None:
+            out[...] = np.take(source, rows, axis=1)
+        else:
+            np.subtract(np.take(source, rows, axis=1), offset[:, None], out=out)
+        return
+    for c in range(len(source)):
+        np.take(source[c], rows, out=out[c], mode="clip")
+        if offset is not None and offset[c]:
+            out[c] -= offset[c]
+
+
+def sweep(problem: Problem, state: ChainState, rngs: list[np.random.Generator],
+          donors: int) -> None:
     """One iteration: each target of the visit sequence is updated in turn.
 
     After each update, every derived variable computed from the target (directly
@@ -96,110 +262,122 @@ def sweep(problem: Problem, state: ChainState, rng: np.random.Generator, donors:
     for name in problem.plan.visit:
         if name in derived:
             continue  # recomputed right after each update of an ancestor
-        update(problem, state, name, rng, donors)
+        update(problem, state, name, rngs, donors)
+        refresh(problem, state, name, drawn=True)
         for d in problem.descendants.get(name, ()):
-            state.values[d] = compute(derived[d], state.values, problem.grouping,
-                                      problem.categories)
+            state.values[d] = derive(derived[d], state.values, problem.grouping,
+                                     problem.categories)
+            refresh(problem, state, d)
+
+
+def derive(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
+           categories: Mapping[str, tuple[str, ...]]) -> np.ndarray:
+    """A derived variable in every chain, ``(C, n)``.
+
+    Cluster means, centring and products are computed for all chains at once,
+    exactly as :func:`~.passive.compute` does for one chain; other operations
+    go through :func:`~.passive.compute` chain by chain.
+    """
+    if d.op == "cm":
+        return np.take(cluster_means(grouping, values[d.parents[0]]), grouping.codes, axis=1)
+    if d.op == "cwc":
+        return values[d.parents[0]] - values[d.parents[1]]
+    if d.op == "product":
+        out = values[d.parents[0]].copy()
+        for p in d.parents[1:]:
+            out *= values[p]
+        return out
+    chains = len(next(iter(values.values())))
+    return np.stack([compute(d, {k: v[c] for k, v in values.items()}, grouping, categories)
+                     for c in range(chains)])
 
 
 def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Initial fill by random draws from the observed values, then the derived variables.
+    """One chain's initial fill (:func:`initial_fill` for a batch of one)."""
+    return {name: values[0] for name, values in initial_fill(problem, [rng]).items()}
+
+
+def initial_fill(problem: Problem, rngs: list[np.random.Generator]) -> dict[str, np.ndarray]:
+    """Each chain's initial fill by random draws from the observed values, then the
+    derived variables; arrays ``(C, n)``.
 
     Level-1 targets draw from the observed values of the same cluster where it
     has any (else from all observed values); level-2 targets take their cluster's
     observed value where a cluster has one, else an observed cluster's value.
     """
     plan, grouping = problem.plan, problem.grouping
-    values = {name: col.copy() for name, col in problem.columns.items()}
+    values = {name: np.repeat(col[None], len(rngs), axis=0)
+              for name, col in problem.columns.items()}
     for t in plan.targets:
         obs = problem.observed[t]
-        if method(problem.methods[t]).scope == "level2":
-            values[t] = _fill_level2(values[t], obs, grouping, rng)
-        else:
-            values[t] = _fill_level1(values[t], obs, grouping, rng)
+        fill = _fill_level2 if method(problem.methods[t]).scope == "level2" else _fill_level1
+        values[t] = fill(problem.columns[t], obs, grouping, rngs)
     derived = plan.derived
     for name in problem.derived_order:
-        values[name] = compute(derived[name], values, grouping, problem.categories)
+        values[name] = derive(derived[name], values, grouping, problem.categories)
     return values
 
 
 def _fill_level1(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rngs: np.random.Generator | list[np.random.Generator]) -> np.ndarray:
+    """``y`` with its missing entries drawn from the observed ones of their cluster (or of
+    all clusters); ``(C, n)`` for a list of generators, else ``(n,)``."""
     g = grouping.codes
     order = np.flatnonzero(obs)[np.argsort(g[obs], kind="stable")]
     counts = grouping.count(obs)
     starts = np.cumsum(counts) - counts
     miss = np.flatnonzero(~obs)
     c = counts[g[miss]]
-    pick = starts[g[miss]] + np.floor(rng.random(len(miss)) * c).astype(np.intp)
-    anywhere = rng.integers(0, len(order), len(miss))
-    out = y.copy()
-    out[miss] = y[order[np.where(c > 0, np.minimum(pick, len(order) - 1), anywhere)]]
-    return out
+    out = np.repeat(y[None], 1 if isinstance(rngs, np.random.Generator) else len(rngs), axis=0)
+    for k, rng in enumerate([rngs] if isinstance(rngs, np.random.Generator) else rngs):
+        pick = starts[g[miss]] + np.floor(rng.random(len(miss)) * c).astype(np.intp)
+        anywhere = rng.integers(0, len(order), len(miss))
+        out[k, miss] = y[order[np.where(c > 0, np.minimum(pick, len(order) - 1), anywhere)]]
+    return out[0] if isinstance(rngs, np.random.Generator) else out
 
 
 def _fill_level2(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rngs: np.random.Generator | list[np.random.Generator]) -> np.ndarray:
+    """``y`` with each cluster's missing entries set to its observed value, or to that of
+    a random observed cluster; ``(C, n)`` for a list of generators, else ``(n,)``."""
     g = grouping.codes
     seen = grouping.count(obs) > 0
     value = np.full(grouping.n, np.nan)
     value[g[obs]] = y[obs]
     donors = np.flatnonzero(seen)
     missing = np.flatnonzero(~seen)
-    value[missing] = value[donors[rng.integers(0, len(donors), len(missing))]]
-    out = y.copy()
-    out[~obs] = value[g[~obs]]
-    return out
+    out = np.repeat(y[None], 1 if isinstance(rngs, np.random.Generator) else len(rngs), axis=0)
+    for k, rng in enumerate([rngs] if isinstance(rngs, np.random.Generator) else rngs):
+        filled = value.copy()
+        filled[missing] = value[donors[rng.integers(0, len(donors), len(missing))]]
+        out[k, ~obs] = filled[g[~obs]]
+    return out[0] if isinstance(rngs, np.random.Generator) else out
 
 
-def update(problem: Problem, state: ChainState, name: str, rng: np.random.Generator,
+def update(problem: Problem, state: ChainState, name: str, rngs: list[np.random.Generator],
            donors: int) -> None:
-    """One visit of target ``name``: its method's sampler draws its missing rows.
+    """One visit of target ``name`` in every chain: its method's sampler draws its missing rows.
 
-    The method's scope decides what the sampler sees: for ``level2`` one row
-    per cluster (the cluster's own observed value, predictors aggregated to
-    cluster means), for ``level1`` the rows with the predictors' cluster means
-    (codes 3, 4) and a random design (codes 2, 4), for ``single`` the rows.
+    The method's scope decides what the sampler sees (the target's
+    :class:`~.problem.Layout`): for ``level2`` one row per cluster (the cluster's
+    own observed value, predictors aggregated to cluster means), for ``level1``
+    the rows with the predictors' cluster means (codes 3, 4) and random slopes
+    (codes 2, 4), for ``single`` the rows. A batched sampler draws for all chains
+    at once; an unbatched one is called chain by chain with that chain's generator.
     """
     row = method(problem.methods[name], f"methods[{name!r}]")
     sampler = get_sampler(row.sampler, row.name)
-    values, obs, grouping = state.values, problem.observed[name], problem.grouping
-    preds = problem.predictors[name]
-    n_categories = len(problem.categories.get(name, ()))
-    if row.scope == "level2":
-        # The cluster's own (observed, constant) value, exactly: a mean of equal floats need
-        # not equal them bitwise, and pmm must donate observed values (polyreg: codes).
-        G = grouping.n
-        rows = np.flatnonzero(obs)
-        yc = np.zeros(G)
-        yc[grouping.codes[rows]] = values[name][rows]
-        obs_c = grouping.count(obs) > 0
-        Xc = np.column_stack([np.ones(G)] + [grouping.means(values[p]) for p, _ in preds])
-        clusters = Grouping(codes=np.arange(G), n=G)
-        target = Target(name, yc, obs_c, Xc, None, clusters, n_categories, donors)
-        new, state.samplers[name] = sampler(target, rng, state.samplers.get(name))
-        full = yc.copy()
-        full[~obs_c] = new
-        values[name] = np.where(obs, values[name], grouping.expand(full))
-        return
-    ones = np.ones(problem.n)
-    if row.scope == "level1":
-        X = np.column_stack([ones] + [col for p, c in preds
-                                      for col in _fixed(values[p], Code(c), grouping)])
-        Z: np.ndarray | None = np.column_stack(
-            [ones] + [values[p] for p, c in preds if Code(c).random])
+    lay, d = problem.layouts[name], state.designs[name]
+    batch = TargetBatch(name, lay.y_obs, lay.observed, d.x_obs, d.x_mis, d.x_offset, d.z_obs,
+                        d.z_mis, lay.grouping, lay.g_obs, lay.g_mis,
+                        len(problem.categories.get(name, ())), donors)
+    previous = state.samplers.get(name)
+    if is_batched(row.sampler):
+        new, state.samplers[name] = sampler(batch, rngs, previous)  # type: ignore[arg-type]
     else:
-        X = np.column_stack([ones] + [values[p] for p, _ in preds])
-        Z = None
-    target = Target(name, values[name], obs, X, Z, grouping, n_categories, donors)
-    new, state.samplers[name] = sampler(target, rng, state.samplers.get(name))
-    out = values[name].copy()
-    out[~obs] = new
-    values[name] = out
-
-
-def _fixed(x: np.ndarray, code: Code, grouping: Grouping) -> list[np.ndarray]:
-    """Fixed-effect columns of a predictor: itself, plus its cluster mean for codes 3 and 4."""
-    if code.with_mean:
-        return [x, grouping.expand(grouping.means(x))]
-    return [x]
+        states = previous if isinstance(previous, list) else [None] * len(rngs)
+        drawn = [sampler(batch.chain(c), rngs[c], states[c])  # type: ignore[arg-type]
+                 for c in range(len(rngs))]
+        new = np.stack([draw for draw, _ in drawn]).reshape(len(rngs), -1)
+        state.samplers[name] = [s for _, s in drawn]
+    state.values[name][:, lay.fill_rows] = new[:, lay.fill_pos]

@@ -215,21 +215,6 @@ def test_I_without_a_column_is_refused(caret: Caret) -> None:
     caret(str(exc.value), "y ~ I(1)", "I(1)")
 
 
-def test_two_grouping_factors_point_at_the_second_group(caret: Caret) -> None:
-    formula = "y ~ x + (1 | g) + (1 | h)"
-    with pytest.raises(FormulaError, match="only one random-effects group") as exc:
-        parse_formula(formula)
-    caret(str(exc.value), formula, "(1 | h)")
-
-
-@pytest.mark.parametrize("grouping", ["g/h", "g:h"])
-def test_nested_or_interacted_grouping_is_refused(grouping: str, caret: Caret) -> None:
-    formula = f"y ~ x + (1 | {grouping})"
-    with pytest.raises(FormulaError, match="nested \\(a/b\\)") as exc:
-        parse_formula(formula)
-    caret(str(exc.value), formula, grouping)
-
-
 def test_double_bar_is_refused_under_the_bars(caret: Caret) -> None:
     formula = "y ~ x + (1 + x || g)"
     with pytest.raises(FormulaError, match="'\\|\\|' are not supported") as exc:
@@ -301,15 +286,6 @@ def test_a_term_that_is_not_a_name_or_call_is_refused(caret: Caret) -> None:
 
 
 # ----------------------------------------------------------------------------- build_design
-
-
-@pytest.fixture
-def small() -> pd.DataFrame:
-    """Two clusters; x is missing in row c, y in row a; c is level-2 categorical."""
-    return pd.DataFrame({"g": [1, 1, 1, 2, 2, 2],
-                         "y": [np.nan, 2.0, 3.0, 4.0, 5.0, 6.0],
-                         "x": [1.0, 3.0, np.nan, 2.0, 4.0, 6.0],
-                         "c": [1, 1, 1, 2, 2, 3]}, index=list("abcdef"))
 
 
 def test_design_names_columns_lme4_style(small: pd.DataFrame) -> None:

@@ -21,6 +21,7 @@ from recipe_compiler.runtime.gibbs import (
     ChainState,
     initial_values,
     run_chain,
+    start,
     sweep,
     update,
 )
@@ -48,7 +49,9 @@ def problem(data: pd.DataFrame) -> Problem:
 
 
 def check_derived(problem: Problem, values: dict[str, np.ndarray]) -> None:
-    """Every derived variable equals its definition on the current values, exactly."""
+    """Every derived variable equals its definition on the current values, exactly
+    (``values`` of one chain, or of a batch of one)."""
+    values = {k: v[0] if v.ndim == 2 else v for k, v in values.items()}
     for d in problem.plan.derived_defs:
         expected = compute(d, values, problem.grouping, problem.categories)
         np.testing.assert_array_equal(values[d.name], expected, err_msg=d.name)
@@ -144,15 +147,15 @@ def test_every_update_sees_fresh_derived_variables(problem: Problem,
         real(problem, state, name, *args)
 
     monkeypatch.setattr(gibbs, "update", checked)
-    state = ChainState(values=initial_values(problem, np.random.default_rng(2)))
+    state = start(problem, [np.random.default_rng(2)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rc.SamplerWarning)
         for _ in range(3):
-            sweep(problem, state, np.random.default_rng(3), donors=5)
+            sweep(problem, state, [np.random.default_rng(3)], donors=5)
     check_derived(problem, state.values)  # and after the last one
     assert visited == problem.plan.targets * 3
-    np.testing.assert_allclose(state.values["cm(x)"], cluster_means(state.values["x"],
-                                                                    problem.grouping.codes))
+    np.testing.assert_allclose(state.values["cm(x)"][0],
+                               cluster_means(state.values["x"][0], problem.grouping.codes))
     np.testing.assert_allclose(state.values["cwc(x)"], state.values["x"] - state.values["cm(x)"])
 
 
@@ -162,11 +165,11 @@ def test_a_visit_sequence_without_derived_variables_is_repaired(problem: Problem
     bare = dataclasses.replace(plan, visit=tuple(plan.targets),
                                derived_defs=tuple(reversed(plan.derived_defs)))
     edited = dataclasses.replace(problem, plan=bare)
-    state = ChainState(values=initial_values(edited, np.random.default_rng(4)))
+    state = start(edited, [np.random.default_rng(4)])
     check_derived(edited, state.values)  # children before parents in derived_defs: still fine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rc.SamplerWarning)
-        sweep(edited, state, np.random.default_rng(5), donors=5)
+        sweep(edited, state, [np.random.default_rng(5)], donors=5)
     check_derived(edited, state.values)
 
 
@@ -221,31 +224,31 @@ def test_maxit_zero_through_impute_is_the_initial_fill(data: pd.DataFrame,
 
 
 def test_a_sweep_moves_the_imputations_and_keeps_observed_values(problem: Problem) -> None:
-    state = ChainState(values=initial_values(problem, np.random.default_rng(10)))
-    start = {t: state.values[t].copy() for t in problem.plan.targets}
+    state = start(problem, [np.random.default_rng(10)])
+    before = {t: state.values[t][0].copy() for t in problem.plan.targets}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rc.SamplerWarning)
-        sweep(problem, state, np.random.default_rng(11), donors=5)
+        sweep(problem, state, [np.random.default_rng(11)], donors=5)
     g = problem.grouping.codes
     for t in problem.plan.targets:
         obs = problem.observed[t]
-        np.testing.assert_array_equal(state.values[t][obs], problem.columns[t][obs])
+        np.testing.assert_array_equal(state.values[t][0, obs], problem.columns[t][obs])
         # cells free to move: level-2 cells of a partly observed cluster keep its value
         free = ~obs & ~np.isin(g, g[obs]) if t == "z" else ~obs
         assert free.any(), t
-        assert not np.array_equal(state.values[t][free], start[t][free]), t
+        assert not np.array_equal(state.values[t][0, free], before[t][free]), t
     assert set(state.samplers) >= {"y", "x"}  # warm-start states kept for the 2l targets
 
 
 def test_a_level2_update_imputes_observed_values_exactly(problem: Problem) -> None:
     """2lonly.pmm donates a cluster's observed value bit for bit, not a recomputed mean."""
-    state = ChainState(values=initial_values(problem, np.random.default_rng(12)))
+    state = start(problem, [np.random.default_rng(12)])
     obs, g = problem.observed["z"], problem.grouping.codes
     for seed in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rc.SamplerWarning)
-            update(problem, state, "z", np.random.default_rng(seed), donors=5)
-        z = state.values["z"]
+            update(problem, state, "z", [np.random.default_rng(seed)], donors=5)
+        z = state.values["z"][0]
         donors = set(problem.columns["z"][obs].tolist())
         assert set(z[~obs].tolist()) <= donors
         for c in np.unique(g):

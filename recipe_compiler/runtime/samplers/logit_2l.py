@@ -29,25 +29,20 @@ from scipy.special import expit, log_ndtr
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
+from .common import Recovery, as_batch, centred_design, check_finite, per_chain
 from .normal_2l import (
+    Moments,
     check_state,
     draw_effects,
     draw_omega,
-    moments,
     pd_inverse,
     random_design,
-    random_part,
+    random_part_batch,
 )
-from .registry import Target, register
-from .single import (
-    Recovery,
-    check_finite,
-    check_observed,
-    fit_multinomial,
-    fixed_design,
-)
+from .registry import TargetBatch, register
+from .single import fit_multinomial
 
-__all__ = ["BinaryState", "draw_2l_bin", "sample_pg1"]
+__all__ = ["BinaryState", "draw_2l_bin", "draw_2l_bin_batch", "sample_pg1"]
 
 #: Prior standard deviation of the coefficients on the standardised predictors.
 COEF_PRIOR_SD = 5.0
@@ -65,6 +60,9 @@ _Proposal = Callable[[np.ndarray, tuple[int, int], np.random.Generator],
 @dataclass
 class BinaryState:
     """Warm-start state of one binary target's logistic mixed model in one chain.
+
+    In a batch of chains (:func:`draw_2l_bin_batch`) every attribute has a
+    leading chain axis.
 
     Attributes
     ----------
@@ -86,6 +84,8 @@ def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarra
                 state: BinaryState | None = None, *, name: str = "y",
                 n_inner: int = 1) -> tuple[np.ndarray, BinaryState]:
     """One (or ``n_inner``) Polya-Gamma Gibbs update(s), then imputations.
+
+    One chain's call of :func:`draw_2l_bin_batch` (a batch of one).
 
     Parameters
     ----------
@@ -115,43 +115,132 @@ def draw_2l_bin(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarra
     state : BinaryState
         The updated state.
     """
-    log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    if np.any((y_obs != 0) & (y_obs != 1)):
-        raise SamplerError(f"imputing '{name}': observed values of a binary target must be "
-                           "0 or 1")
-    x_obs = np.compress(observed, X, axis=0)
-    design = fixed_design(x_obs, log)
-    rand = random_design(Z, grouping, observed, name)
-    if state is None:
-        theta, _ = fit_multinomial(design.xs, y_obs.astype(int), 2, np.ones(len(y_obs)), log)
-        eta = design.xs @ theta[:, 0]
-        omega = OMEGA_START * np.eye(rand.scale.size)
-    else:
-        check_state(state.u, state.omega, grouping.n, rand.scale.size, name)
+    batch, columns = as_batch(y, observed, X, Z, grouping, name)
+    random_design(Z, grouping, observed, name)  # checks Z and the cluster codes
+    warm = None
+    if state is not None:
+        check_state(state.u, state.omega, grouping.n, Z.shape[1], name)
         if state.beta.shape != (X.shape[1],):
             raise SamplerError(f"imputing '{name}': the sampler state has {state.beta.shape} "
                                f"fixed effects for {X.shape[1]} columns of X")
-        omega = state.omega * np.outer(rand.scale, rand.scale)
-        eta = x_obs @ state.beta + random_part(rand.z_obs, state.u * rand.scale,
-                                               rand.g_obs.codes)
-    omega_inv = pd_inverse(omega, log)
+        warm = BinaryState(beta=columns.from_x(state.beta), u=state.u[None],
+                           omega=state.omega[None])
+    out, new = draw_2l_bin_batch(batch, [rng], warm, n_inner=n_inner)
+    return out[0].astype(y.dtype), BinaryState(beta=columns.to_x(new.beta), u=new.u[0],
+                                               omega=new.omega[0])
+
+
+def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
+                      state: BinaryState | None = None, *,
+                      n_inner: int = 1) -> tuple[np.ndarray, BinaryState]:
+    """One (or ``n_inner``) Polya-Gamma Gibbs update(s) in each chain, then imputations.
+
+    Parameters
+    ----------
+    t : TargetBatch
+        The target in ``C`` chains.
+    rngs : list of numpy.random.Generator
+        One per chain.
+    state : BinaryState, optional
+        The batch's state after the previous call (leading chain axis, ``beta``
+        on the original columns; not modified); ``None`` at the first call.
+    n_inner : int
+        Number of Gibbs sweeps before imputing.
+
+    Returns
+    -------
+    imputations : ndarray, shape (C, n_missing)
+        0/1 values.
+    state : BinaryState
+        With a leading chain axis.
+
+    Raises
+    ------
+    SamplerError
+        Observed values other than 0 and 1, non-finite inputs or a state that does not fit.
+    """
+    log = Recovery(t.name)
+    y_obs = t.y_obs
+    if np.any((y_obs != 0) & (y_obs != 1)):
+        raise SamplerError(f"imputing '{t.name}': observed values of a binary target must be "
+                           "0 or 1")
+    design = centred_design(t.x_obs, t.x_offset, log)
+    # the centred kept columns, once per call: the weights change at every inner sweep
+    xs = (t.x_obs - design.center[:, :, None]) * design.keep[:, :, None]
+    xs[:, 0] = 1.0
+    z, n = t.z_obs, len(y_obs)
+    q1 = 0 if z is None else z.shape[1]
+    z_scale = np.ones((t.chains, q1 + 1))
+    if z is not None:
+        z_scale[:, 1:] = np.sqrt(np.einsum("caj,caj->ca", z, z) / n)
+        if not np.isfinite(z_scale).all():
+            raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
+        z_scale[z_scale == 0] = 1.0
+    zs = None if z is None else z / z_scale[:, 1:, None]
+    if state is None:
+        omega = OMEGA_START * np.broadcast_to(np.eye(q1 + 1), (t.chains, q1 + 1, q1 + 1))
+        eta = np.empty((t.chains, n))
+        for c in range(t.chains):
+            kept = xs[c][design.keep[c]].T
+            theta, _ = fit_multinomial(kept, y_obs.astype(int), 2, np.ones(n), log)
+            eta[c] = kept @ theta[:, 0]
+    else:
+        check_state(state.u, state.omega, t.grouping.n, q1 + 1, t.name, chains=t.chains)
+        if state.beta.shape != t.x_offset.shape:
+            raise SamplerError(f"imputing '{t.name}': the sampler state has "
+                               f"{state.beta.shape[-1]} fixed effects for "
+                               f"{t.x_offset.shape[1]} columns of X")
+        stored = state.beta.copy()
+        stored[:, 0] += np.sum(state.beta[:, 1:] * t.x_offset[:, 1:], axis=1)
+        omega = state.omega * z_scale[:, :, None] * z_scale[:, None, :]
+        eta = ((stored[:, None, :] @ t.x_obs)[:, 0]
+               + random_part_batch(t.z_obs, state.u, t.g_obs.codes))
+    omega_inv = pd_inverse(omega, log, chains=True)
     kappa = y_obs - 0.5
-    prior = np.diag(np.concatenate([[1.0], design.scale**2])) / COEF_PRIOR_SD**2
+    diagonal = np.arange(design.gram.shape[-1])
+    prior = np.zeros((t.chains, len(diagonal), len(diagonal)))
+    prior[:, diagonal, diagonal] = design.scale**2 / COEF_PRIOR_SD**2
+    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
     for _ in range(max(n_inner, 1)):
-        w = sample_pg1(eta, rng)
-        mom = moments(design.xs, rand, kappa / w, weights=w)
-        effects = draw_effects(replace(mom, xtx=mom.xtx + prior), omega_inv, rng, log)
-        omega, omega_inv = draw_omega(effects.u, rng, log)
-        eta = design.xs @ effects.coef + random_part(rand.z_obs, effects.u, rand.g_obs.codes)
-    eta_mis = (design.rows(np.compress(~observed, X, axis=0)) @ effects.coef
-               + random_part(rand.z_mis, effects.u, rand.g_mis.codes))
-    eta_mis = check_finite(eta_mis, name, "linear predictors of the missing rows")
-    out = (rng.random(len(eta_mis)) < expit(eta_mis)).astype(y.dtype)
-    new_state = BinaryState(beta=design.beta(effects.coef), u=effects.u / rand.scale,
-                            omega=omega / np.outer(rand.scale, rand.scale))
+        w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
+        mom = _weighted_moments(xs, zs, t.g_obs, w, kappa)
+        effects = draw_effects(replace(mom, xtx=mom.xtx + prior), omega_inv, rngs, log,
+                               design.keep)
+        omega, omega_inv = draw_omega(effects.u, rngs, log)
+        eta = (effects.coef[:, None, :] @ xs)[:, 0] + random_part_batch(zs, effects.u,
+                                                                   t.g_obs.codes)
+    u_rows = effects.u / z_scale[:, None, :]
+    eta_mis = ((design.shifted(effects.coef)[:, None, :] @ t.x_mis)[:, 0]
+               + random_part_batch(t.z_mis, u_rows, t.g_mis.codes))
+    check_finite(eta_mis, t.name, "linear predictors of the missing rows")
+    draws = per_chain(rngs, lambda rng: rng.random(eta_mis.shape[1]))
+    new_state = BinaryState(beta=design.beta(effects.coef), u=u_rows,
+                            omega=omega / (z_scale[:, :, None] * z_scale[:, None, :]))
     log.warn()
-    return out, new_state
+    return (draws < expit(eta_mis)).astype(float), new_state
+
+
+def _weighted_moments(xs: np.ndarray, zs: np.ndarray | None, g_obs: Grouping, w: np.ndarray,
+                      kappa: np.ndarray) -> Moments:
+    """The :class:`Moments` under weights ``w`` (C, n) with ``W r = kappa``, centred ``xs``."""
+    seg = g_obs.segment_sums
+    q1 = 0 if zs is None else zs.shape[1]
+    chains, p, _ = xs.shape
+    shape = (chains, g_obs.n, q1 + 1)
+    ztx, ztr, ztz = np.empty((*shape, p)), np.empty(shape), np.empty((*shape, q1 + 1))
+    xw = xs * w[:, None, :]
+    ztx[:, :, 0] = seg(xw).transpose(0, 2, 1)
+    ztr[:, :, 0] = seg(kappa)
+    ztz[:, :, 0, 0] = ztx[:, :, 0, 0]
+    for a in range(q1):
+        assert zs is not None
+        za = zs[:, a]
+        ztx[:, :, a + 1] = seg(xw * za[:, None, :]).transpose(0, 2, 1)
+        ztr[:, :, a + 1] = seg(za * kappa)
+        ztz[:, :, a + 1, 0] = ztz[:, :, 0, a + 1] = ztx[:, :, a + 1, 0]
+        for b in range(a, q1):
+            ztz[:, :, a + 1, b + 1] = ztz[:, :, b + 1, a + 1] = seg(za * zs[:, b] * w)
+    return Moments(xtx=xw @ xs.transpose(0, 2, 1), xtr=xs @ kappa, ztz=ztz, ztx=ztx, ztr=ztr)
 
 
 def sample_pg1(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -286,11 +375,11 @@ def _pg_series_term(n: int, x: np.ndarray) -> np.ndarray:
     return np.pi * k * np.exp(np.where(x > PG_TRUNC, log_right, log_left))
 
 
-@register("mixed_logit")
-def _mixed_logit(t: Target, rng: np.random.Generator,
+@register("mixed_logit", batched=True)
+def _mixed_logit(t: TargetBatch, rngs: list[np.random.Generator],
                  state: object | None) -> tuple[np.ndarray, BinaryState]:
-    if t.Z is None:
+    if t.z_obs is None:
         raise SamplerError(f"imputing '{t.name}': a two-level sampler needs a random design")
     if state is not None and not isinstance(state, BinaryState):
         raise SamplerError(f"imputing '{t.name}': the sampler state is not a BinaryState")
-    return draw_2l_bin(t.y, t.observed, t.X, t.Z, t.grouping, rng, state, name=t.name)
+    return draw_2l_bin_batch(t, rngs, state)

@@ -22,13 +22,20 @@ the plain ``beta | u``, ``u | beta`` sampler crawl; with one sweep per call
 the chains then mix about as fast as ``Omega`` and ``sigma2`` do. The
 marginal precision of ``beta`` comes from per-cluster sufficient statistics
 (``Z_c'Z_c``, ``Z_c'X_c``, ``Z_c'y_c``: the :class:`Moments`, computed once
-per call) by the Woodbury identity, so a sweep costs ``O(G q^2 p + p^3)``
-plus one pass over the rows for the residual sum of squares.
+per call) by the Woodbury identity, and so does the residual sum of squares:
+a call makes ``q + 1`` passes over the observed rows (the moments), one over
+all rows (the predictions) and, for 2l.pmm, the donor search; a sweep costs
+``O(G q^2 p + p^3)`` on top.
 
-Internally y is standardised (observed mean and sd) and the columns of Z are
-scaled to unit root-mean-square, so the weak priors above are on that scale
-and the per-cluster solves are well conditioned; the state is kept in the
-original units. Per-cluster algebra runs on ``(G, q, q)`` stacks: one batched
+:func:`draw_2l_batch` updates a batch of chains in lockstep (the Gibbs loop's
+sampler): every array gains a leading chain axis, each chain draws from its
+own generator. :func:`draw_2l` is one chain's call.
+
+Internally y is standardised (observed mean and sd), the fixed design is
+centred through its cross-products and the columns of Z are scaled to unit
+root-mean-square, so the weak priors above are on that scale and the
+per-cluster solves are well conditioned; the state is kept in the original
+units. Per-cluster algebra runs on ``(C, G, q, q)`` stacks: one batched
 Cholesky factorisation, then triangular solves with explicit loops over ``q``
 only (batched small-matrix ``solve``/``inv`` are slower at ``q <= 3``).
 """
@@ -41,19 +48,12 @@ import numpy as np
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
-from .matching import match_donors
-from .registry import Target, register
-from .single import (
-    FixedDesign,
-    Recovery,
-    check_finite,
-    check_observed,
-    cholesky,
-    draw_coefficients,
-    fixed_design,
-)
+from .common import CentredDesign, as_batch, centred_design, per_chain, standard_normal
+from .matching import match_donors_batch
+from .registry import TargetBatch, register
+from .single import Recovery, check_finite, cholesky
 
-__all__ = ["TwoLevelState", "draw_2l"]
+__all__ = ["TwoLevelBatchState", "TwoLevelState", "draw_2l", "draw_2l_batch"]
 
 #: Inverse-Wishart prior of Omega on the standardised scale: IW(q + OMEGA_PRIOR_DF, S0 * I).
 OMEGA_PRIOR_DF = 1
@@ -66,7 +66,8 @@ SIGMA2_PRIOR = 0.001
 class TwoLevelState:
     """Warm-start state of one target's Bayesian linear mixed model in one chain.
 
-    All in the original units of y, X and Z.
+    All in the original units of y, X and Z. :class:`TwoLevelBatchState` is the
+    state of a batch of chains.
 
     Attributes
     ----------
@@ -84,6 +85,24 @@ class TwoLevelState:
     u: np.ndarray
     omega: np.ndarray
     sigma2: float
+
+
+@dataclass
+class TwoLevelBatchState:
+    """:class:`TwoLevelState` of a batch of ``C`` chains (:func:`draw_2l_batch`).
+
+    Attributes
+    ----------
+    beta : ndarray, shape (C, p)
+    u : ndarray, shape (C, G, q)
+    omega : ndarray, shape (C, q, q)
+    sigma2 : ndarray, shape (C,)
+    """
+
+    beta: np.ndarray
+    u: np.ndarray
+    omega: np.ndarray
+    sigma2: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,10 +169,15 @@ class Moments:
     ztx: np.ndarray
     ztr: np.ndarray
 
-    def scaled(self, factor: float) -> Moments:
-        """The statistics under weights multiplied by ``factor``."""
-        return Moments(xtx=self.xtx * factor, xtr=self.xtr * factor, ztz=self.ztz * factor,
-                       ztx=self.ztx * factor, ztr=self.ztr * factor)
+    def scaled(self, factor: float | np.ndarray) -> Moments:
+        """The statistics under weights multiplied by ``factor`` (one per chain in a batch)."""
+        f = np.asarray(factor, dtype=float)
+
+        def times(a: np.ndarray) -> np.ndarray:
+            return a * f.reshape(f.shape + (1,) * (a.ndim - f.ndim))
+
+        return Moments(xtx=times(self.xtx), xtr=times(self.xtr), ztz=times(self.ztz),
+                       ztx=times(self.ztx), ztr=times(self.ztr))
 
 
 def moments(xs: np.ndarray, rand: RandomDesign, response: np.ndarray,
@@ -189,8 +213,8 @@ class Effects:
     Attributes
     ----------
     coef, u : ndarray
-        The draw: coefficients of the centred :class:`FixedDesign` (standardised y)
-        and random effects (G, q).
+        The draw: coefficients of the centred fixed design (standardised y)
+        and random effects (G, q); with a leading chain axis in a batch.
     coef_mean : ndarray
         Mean of the marginal posterior of ``beta`` given Omega and the weights.
     """
@@ -200,25 +224,49 @@ class Effects:
     u: np.ndarray
 
 
-def draw_effects(mom: Moments, omega_inv: np.ndarray, rng: np.random.Generator,
-                 log: Recovery) -> Effects:
+def draw_effects(mom: Moments, omega_inv: np.ndarray,
+                 rng: np.random.Generator | list[np.random.Generator], log: Recovery,
+                 keep: np.ndarray | None = None) -> Effects:
     """Draw ``beta`` with ``u`` integrated out, then ``u | beta``, from :class:`Moments`.
 
     With ``P_c = Omega^-1 + Z_c'WZ_c``, the marginal posterior of ``beta`` is
     normal with precision ``X'WX - sum_c X_c'WZ_c P_c^-1 Z_c'WX_c`` and
     ``u_c | beta ~ N(P_c^-1 Z_c'W(r_c - X_c beta), P_c^-1)``; a cluster without
     rows has ``P_c = Omega^-1`` and draws from ``N(0, Omega)``.
+
+    For a batch of chains, ``rng`` is a list of generators (one per chain, on
+    the leading axis of every array) and ``keep`` ``(C, d)`` marks the
+    coefficients that are not dropped (the others draw no noise).
     """
-    chol_u = cholesky(mom.ztz + omega_inv, log, "cluster precision matrices")
+    chains = not isinstance(rng, np.random.Generator)
+    chol_u = cholesky(mom.ztz + omega_inv[..., None, :, :], log, "cluster precision matrices",
+                      chains=chains)
     solved_x = _solve_upper(chol_u, _solve_lower(chol_u, mom.ztx))
-    solved_r = _solve_upper(chol_u, _solve_lower(chol_u, mom.ztr))
-    gram = mom.xtx - np.einsum("gqd,gqe->de", mom.ztx, solved_x)
-    rhs = mom.xtr - np.einsum("gqd,gq->d", mom.ztx, solved_r)
-    chol_b = cholesky(gram, log, "marginal precision of the fixed effects")
-    coef_mean, coef = draw_coefficients(chol_b, rhs, 1.0, rng)
-    noise = _solve_upper(chol_u, rng.standard_normal(mom.ztr.shape))
+    solved_r = _solve_upper(chol_u, _solve_lower(chol_u, mom.ztr[..., None]))
+    lead, (n_groups, q, d) = mom.ztx.shape[:-3], mom.ztx.shape[-3:]
+    flat_t = np.swapaxes(mom.ztx.reshape((*lead, n_groups * q, d)), -1, -2)
+    gram = mom.xtx - flat_t @ solved_x.reshape((*lead, n_groups * q, d))
+    rhs = mom.xtr - (flat_t @ solved_r.reshape((*lead, n_groups * q, 1)))[..., 0]
+    chol_b = cholesky(gram, log, "marginal precision of the fixed effects", chains=chains)
+    z: np.ndarray
+    noise: np.ndarray
+    if isinstance(rng, np.random.Generator):
+        z = np.asarray(rng.standard_normal(d))
+        noise = np.asarray(rng.standard_normal(mom.ztr.shape))
+    else:
+        z = np.zeros((*lead, d))
+        noise = np.empty(mom.ztr.shape)
+        for c, r in enumerate(rng):
+            k = slice(None) if keep is None else keep[c]
+            z[c, k] = r.standard_normal(d if keep is None else int(keep[c].sum()))
+            noise[c] = r.standard_normal(mom.ztr.shape[1:])
+    half = np.linalg.solve(chol_b, rhs[..., None])
+    both = np.linalg.solve(np.swapaxes(chol_b, -1, -2),
+                           np.concatenate([half, half + z[..., None]], axis=-1))
+    coef_mean, coef = both[..., 0], both[..., 1]
+    u = (solved_r - solved_x @ coef[..., None, :, None])[..., 0]
     return Effects(coef=coef, coef_mean=coef_mean,
-                   u=solved_r - np.einsum("gqd,d->gq", solved_x, coef) + noise)
+                   u=u + _solve_upper(chol_u, noise[..., None])[..., 0])
 
 
 def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
@@ -226,6 +274,8 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
             state: TwoLevelState | None = None, *, pmm: bool = True, donors: int = 5,
             name: str = "y", n_inner: int = 1) -> tuple[np.ndarray, TwoLevelState]:
     """One (or ``n_inner``) Gibbs update(s) of the mixed model, then imputations.
+
+    One chain's call of :func:`draw_2l_batch` (a batch of one).
 
     Parameters
     ----------
@@ -264,6 +314,47 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
     SamplerError
         Fewer than two observed values, inconsistent shapes or state, no
         intercept column, or non-finite inputs.
+    """
+    batch, columns = as_batch(y, observed, X, Z, grouping, name, donors)
+    random_design(Z, grouping, observed, name)  # checks Z and the cluster codes
+    warm = None
+    if state is not None:
+        check_state(state.u, state.omega, grouping.n, Z.shape[1], name)
+        warm = TwoLevelBatchState(beta=state.beta[None], u=state.u[None],
+                                  omega=state.omega[None], sigma2=np.array([state.sigma2]))
+    out, new = draw_2l_batch(batch, [rng], warm, pmm=pmm, n_inner=n_inner)
+    return out[0], TwoLevelState(beta=columns.to_x(new.beta), u=new.u[0], omega=new.omega[0],
+                                 sigma2=float(new.sigma2[0]))
+
+
+def draw_2l_batch(t: TargetBatch, rngs: list[np.random.Generator],
+                  state: TwoLevelBatchState | None = None, *, pmm: bool = True,
+                  n_inner: int = 1) -> tuple[np.ndarray, TwoLevelBatchState]:
+    """One (or ``n_inner``) Gibbs update(s) of the mixed model in each chain, then imputations.
+
+    Parameters
+    ----------
+    t : TargetBatch
+        The target in ``C`` chains (random slopes in ``z_obs``/``z_mis``, or none).
+    rngs : list of numpy.random.Generator
+        One per chain.
+    state : TwoLevelBatchState, optional
+        The batch's state after the previous call (not modified), ``None`` at the first.
+    pmm : bool
+        ``True`` for 2l.pmm, ``False`` for 2l.norm.
+    n_inner : int
+        Number of Gibbs sweeps before imputing (at least one).
+
+    Returns
+    -------
+    imputations : ndarray, shape (C, n_missing)
+    state : TwoLevelBatchState
+        ``beta`` on the original (unshifted) columns.
+
+    Raises
+    ------
+    SamplerError
+        Non-finite observed values or predictors, or a state that does not fit.
 
     Notes
     -----
@@ -279,53 +370,109 @@ def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
     slopes and strong MAR.) Each missing row takes the observed y of one of its
     ``donors`` nearest observed rows.
     """
-    log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    design = fixed_design(np.compress(observed, X, axis=0), log)
-    rand = random_design(Z, grouping, observed, name)
+    log = Recovery(t.name)
+    y_obs = t.y_obs
+    if not np.isfinite(y_obs).all():
+        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
     y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
     ys = (y_obs - y_center) / y_scale
-    units = rand.scale / y_scale
+    design = centred_design(t.x_obs, t.x_offset, log)
+    mom, z_scale = batch_moments(t, design, ys)
+    units = z_scale / y_scale
+    outer = units[:, :, None] * units[:, None, :]
     if state is None:
-        omega, sigma2 = _initial_state(design, ys, rand)
+        omega, sigma2 = _initial_state(design, mom, t.g_obs.sizes, float(ys @ ys))
     else:
-        check_state(state.u, state.omega, grouping.n, len(units), name)
-        if not (np.isfinite(state.sigma2) and state.sigma2 > 0):
-            raise SamplerError(f"imputing '{name}': the sampler state has residual variance "
+        check_state(state.u, state.omega, t.grouping.n, units.shape[1], t.name,
+                    chains=t.chains)
+        sigma2 = np.asarray(state.sigma2, dtype=float)
+        if sigma2.shape != (t.chains,) or not (np.isfinite(sigma2).all() and np.all(sigma2 > 0)):
+            raise SamplerError(f"imputing '{t.name}': the sampler state has residual variance "
                                f"{state.sigma2}")
-        omega, sigma2 = state.omega * np.outer(units, units), state.sigma2 / y_scale**2
-    effects, omega, sigma2 = _gibbs(design, ys, rand, omega, sigma2,
-                                    max(n_inner, 1), rng, log)
-    pred_mis = check_finite(design.rows(np.compress(~observed, X, axis=0)) @ effects.coef
-                            + random_part(rand.z_mis, effects.u, rand.g_mis.codes), name,
-                            "predictions of the missing rows")
+        omega, sigma2 = state.omega * outer, sigma2 / y_scale**2
+    effects, omega, sigma2 = _gibbs(mom, float(ys @ ys), len(ys), design.keep, omega, sigma2,
+                                    max(n_inner, 1), rngs, log)
+    u_rows = effects.u / z_scale[:, None, :]
+    pred_mis = ((design.shifted(effects.coef)[:, None, :] @ t.x_mis)[:, 0]
+                + random_part_batch(t.z_mis, u_rows, t.g_mis.codes))
+    check_finite(pred_mis, t.name, "predictions of the missing rows")
     if pmm:
-        pred_obs = (design.xs @ effects.coef_mean
-                    + random_part(rand.z_obs, effects.u, rand.g_obs.codes))
-        out = y_obs[match_donors(pred_obs, pred_mis, donors, rng)]
+        pred_obs = ((design.shifted(effects.coef_mean)[:, None, :] @ t.x_obs)[:, 0]
+                    + random_part_batch(t.z_obs, u_rows, t.g_obs.codes))
+        out = y_obs[match_donors_batch(pred_obs, pred_mis, t.donors, rngs)]
     else:
-        out = y_center + y_scale * (pred_mis + np.sqrt(sigma2)
-                                    * rng.standard_normal(len(pred_mis)))
+        noise = standard_normal(rngs, (pred_mis.shape[1],))
+        out = y_center + y_scale * (pred_mis + np.sqrt(sigma2)[:, None] * noise)
     beta = design.beta(effects.coef) * y_scale
-    beta[design.intercept] += y_center / design.intercept_value
-    new_state = TwoLevelState(beta=beta, u=effects.u / units,
-                              omega=omega / np.outer(units, units), sigma2=sigma2 * y_scale**2)
+    beta[:, 0] += y_center
+    new_state = TwoLevelBatchState(beta=beta, u=effects.u / units[:, None, :],
+                                   omega=omega / outer, sigma2=sigma2 * y_scale**2)
     log.warn()
     return out, new_state
 
 
-def _gibbs(design: FixedDesign, ys: np.ndarray, rand: RandomDesign,
-           omega: np.ndarray, sigma2: float, n_sweeps: int, rng: np.random.Generator,
-           log: Recovery) -> tuple[Effects, np.ndarray, float]:
-    """``n_sweeps`` sweeps ((beta, u), Omega, sigma2) on the standardised scale."""
-    omega_inv = pd_inverse(omega, log)
-    mom = moments(design.xs, rand, ys, xtx=design.gram)
+def batch_moments(t: TargetBatch, design: CentredDesign,
+                  response: np.ndarray) -> tuple[Moments, np.ndarray]:
+    """The :class:`Moments` (leading chain axis) of a batch's observed rows, unweighted.
+
+    The random design is scaled to unit root-mean-square columns (the second
+    result, ``(C, q)``) and the fixed design centred; per-cluster sums are one
+    pass over the stored columns (:meth:`~recipe_compiler.data.grouping.Grouping.segment_sums`)
+    per random effect, with no copy of the design.
+
+    Raises
+    ------
+    SamplerError
+        A non-finite random design.
+    """
+    x, z, seg = t.x_obs, t.z_obs, t.g_obs.segment_sums
+    chains, p, n = x.shape
+    q1 = 0 if z is None else z.shape[1]
+    shape = (chains, t.g_obs.n, q1 + 1)
+    ztx, ztr, ztz = np.empty((*shape, p)), np.empty(shape), np.empty((*shape, q1 + 1))
+    ztx[:, :, 0] = seg(x).transpose(0, 2, 1)
+    ztr[:, :, 0] = seg(response)
+    ztz[:, :, 0, 0] = t.g_obs.sizes
+    for a in range(q1):
+        assert z is not None
+        za = z[:, a]
+        ztx[:, :, a + 1] = seg(x * za[:, None, :]).transpose(0, 2, 1)
+        ztr[:, :, a + 1] = seg(za * response)
+        ztz[:, :, a + 1, 0] = ztz[:, :, 0, a + 1] = ztx[:, :, a + 1, 0]
+        for b in range(a, q1):
+            ztz[:, :, a + 1, b + 1] = ztz[:, :, b + 1, a + 1] = seg(za * z[:, b])
+    scale = np.sqrt(np.diagonal(ztz, axis1=2, axis2=3).sum(axis=1) / n)
+    if not np.isfinite(scale).all():
+        raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
+    scale[scale == 0] = 1.0
+    ztz /= scale[:, None, :, None] * scale[:, None, None, :]
+    ztx /= scale[:, None, :, None]
+    ztr /= scale[:, None, :]
+    return Moments(xtx=design.gram, xtr=design.centre(x @ response), ztz=ztz,
+                   ztx=design.centre(ztx), ztr=ztr), scale
+
+
+def _gibbs(mom: Moments, yty: float, n: int, keep: np.ndarray, omega: np.ndarray,
+           sigma2: np.ndarray, n_sweeps: int, rngs: list[np.random.Generator],
+           log: Recovery) -> tuple[Effects, np.ndarray, np.ndarray]:
+    """``n_sweeps`` sweeps ((beta, u), Omega, sigma2) per chain on the standardised scale.
+
+    The residual sum of squares comes from the moments, not from another pass over the rows.
+    """
+    omega_inv = pd_inverse(omega, log, chains=True)
     for _ in range(n_sweeps):
-        effects = draw_effects(mom.scaled(1 / sigma2), omega_inv, rng, log)
-        omega, omega_inv = draw_omega(effects.u, rng, log)
-        resid = ys - design.xs @ effects.coef - random_part(rand.z_obs, effects.u, rand.g_obs.codes)
-        sigma2 = (SIGMA2_PRIOR + resid @ resid / 2) / rng.gamma(SIGMA2_PRIOR + len(ys) / 2)
-    return effects, omega, float(sigma2)
+        effects = draw_effects(mom.scaled(1 / sigma2), omega_inv, rngs, log, keep)
+        omega, omega_inv = draw_omega(effects.u, rngs, log)
+        b, u = effects.coef, effects.u
+        fitted = (mom.ztx @ b[:, None, :, None])[..., 0]
+        rss = (yty - 2 * np.sum(b * mom.xtr, axis=1)
+               + (b[:, None, :] @ mom.xtx @ b[:, :, None])[:, 0, 0]
+               - 2 * np.sum((u * (mom.ztr - fitted)).reshape(len(b), -1), axis=1)
+               + np.sum((u[..., None, :] @ mom.ztz @ u[..., None])[..., 0, 0], axis=1))
+        rss = np.maximum(rss, 1e-12 * yty)
+        gamma = per_chain(rngs, lambda rng: rng.gamma(SIGMA2_PRIOR + n / 2))
+        sigma2 = (SIGMA2_PRIOR + rss / 2) / gamma
+    return effects, omega, sigma2
 
 
 def random_part(z: np.ndarray, u: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -336,106 +483,116 @@ def random_part(z: np.ndarray, u: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_state(u: np.ndarray, omega: np.ndarray, n_groups: int, q: int, name: str) -> None:
-    """Raise :class:`SamplerError` if a state's ``u``/``omega`` do not fit G and q."""
-    if u.shape != (n_groups, q) or omega.shape != (q, q) or \
+def random_part_batch(z: np.ndarray | None, u: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """:func:`random_part` for a batch: per chain, ``u[c, g, 0] + sum_a z[c, a] * u[c, g,
+    a + 1]`` at each row's cluster ``g`` (``z`` without the intercept column)."""
+    out = np.take(u[:, :, 0], groups, axis=1)
+    for a in range(0 if z is None else z.shape[1]):
+        assert z is not None
+        out += z[:, a] * np.take(u[:, :, a + 1], groups, axis=1)
+    return out
+
+
+def check_state(u: np.ndarray, omega: np.ndarray, n_groups: int, q: int, name: str,
+                chains: int | None = None) -> None:
+    """Raise :class:`SamplerError` if a state's ``u``/``omega`` do not fit G and q
+    (with a leading axis of ``chains`` when given)."""
+    lead = () if chains is None else (chains,)
+    if u.shape != (*lead, n_groups, q) or omega.shape != (*lead, q, q) or \
             not (np.isfinite(u).all() and np.isfinite(omega).all()):
         raise SamplerError(f"imputing '{name}': the sampler state does not match "
                            f"{n_groups} clusters and {q} random effect(s), or is not finite")
 
 
-def _initial_state(design: FixedDesign, ys: np.ndarray,
-                   rand: RandomDesign) -> tuple[np.ndarray, float]:
-    """Start values of ``Omega`` and ``sigma2`` on the standardised scale.
+def _initial_state(design: CentredDesign, mom: Moments, sizes: np.ndarray,
+                   yty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start values of ``Omega`` and ``sigma2`` per chain on the standardised scale.
 
     ``sigma2`` is the pooled within-cluster variance of the OLS residuals and
     the random-effects variances all start at the between-cluster variance of
     the residual cluster means net of their sampling variance (ANOVA-type),
-    both floored at 1% of the residual variance (and at 1e-6).
+    both floored at 1% of the residual variance (and at 1e-6). All from the moments.
     """
-    coef = np.linalg.solve(design.gram, design.xs.T @ ys)
-    resid = ys - design.xs @ coef
-    sizes = rand.g_obs.sizes
-    means = rand.g_obs.means(resid)
+    n = design.n
+    coef = np.linalg.solve(design.gram, mom.xtr[..., None])[..., 0]
+    rss = np.maximum(yty - np.sum(coef * mom.xtr, axis=1), 0.0)
+    sums = mom.ztr[:, :, 0] - (mom.ztx[:, :, 0, :] @ coef[:, :, None])[..., 0]
     occupied = sizes > 0
-    floor = max(0.01 * float(resid @ resid) / len(resid), 1e-6)
-    within = resid - rand.g_obs.expand(means)
-    sigma2 = max(float(within @ within) / max(len(ys) - int(occupied.sum()), 1), floor)
-    between = float(np.var(means[occupied])) - sigma2 * float(np.mean(1 / sizes[occupied]))
-    return max(between, floor) * np.eye(len(rand.scale)), sigma2
+    means = np.compress(occupied, sums, axis=1) / sizes[occupied]  # C order: exact per chain
+    floor = np.maximum(0.01 * rss / n, 1e-6)
+    within = rss - np.sum(sizes[occupied] * means**2, axis=1)
+    sigma2 = np.maximum(within / max(n - int(occupied.sum()), 1), floor)
+    between = np.var(means, axis=1) - sigma2 * float(np.mean(1 / sizes[occupied]))
+    q = mom.ztz.shape[-1]
+    return np.maximum(between, floor)[:, None, None] * np.eye(q), sigma2
 
 
-def pd_inverse(omega: np.ndarray, log: Recovery) -> np.ndarray:
-    """Inverse of a covariance matrix, jittered first if it is not positive definite."""
-    chol = cholesky(omega, log, "random-effects covariance")
-    inv_chol = np.linalg.inv(chol)
-    return inv_chol.T @ inv_chol
+def pd_inverse(omega: np.ndarray, log: Recovery, chains: bool = False) -> np.ndarray:
+    """Inverse of covariance matrices ``(..., q, q)``, jittered first if not positive definite
+    (each chain on its own with ``chains``)."""
+    inv_chol = np.linalg.inv(cholesky(omega, log, "random-effects covariance", chains=chains))
+    return np.swapaxes(inv_chol, -1, -2) @ inv_chol
 
 
 def _solve_lower(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L x = b`` for a ``(G, q, q)`` stack ``L``; ``b`` is (G, q) or (G, q, m)."""
+    """Solve ``L x = b`` for stacks ``L`` (..., q, q) and ``b`` (..., q, m)."""
     x = np.empty_like(b)
-    for i in range(b.shape[1]):
-        dot = np.einsum("gk,gk...->g...", chol[:, i, :i], x[:, :i])
-        x[:, i] = (b[:, i] - dot) / _trailing(chol[:, i, i], b)
+    for i in range(b.shape[-2]):
+        dot = np.einsum("...k,...km->...m", chol[..., i, :i], x[..., :i, :])
+        x[..., i, :] = (b[..., i, :] - dot) / chol[..., i, i, None]
     return x
 
 
 def _solve_upper(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L' x = b`` for a ``(G, q, q)`` stack ``L``; ``b`` is (G, q) or (G, q, m)."""
+    """Solve ``L' x = b`` for stacks ``L`` (..., q, q) and ``b`` (..., q, m)."""
     x = np.empty_like(b)
-    for i in reversed(range(b.shape[1])):
-        dot = np.einsum("gk,gk...->g...", chol[:, i + 1:, i], x[:, i + 1:])
-        x[:, i] = (b[:, i] - dot) / _trailing(chol[:, i, i], b)
+    for i in reversed(range(b.shape[-2])):
+        dot = np.einsum("...k,...km->...m", chol[..., i + 1:, i], x[..., i + 1:, :])
+        x[..., i, :] = (b[..., i, :] - dot) / chol[..., i, i, None]
     return x
 
 
-def _trailing(diagonal: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``diagonal`` (G,) shaped to broadcast against ``b[:, i]``."""
-    return diagonal.reshape(diagonal.shape + (1,) * (b.ndim - 2))
-
-
-def draw_omega(u: np.ndarray, rng: np.random.Generator,
+def draw_omega(u: np.ndarray, rng: np.random.Generator | list[np.random.Generator],
                log: Recovery) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``Omega | u`` from its inverse-Wishart full conditional.
 
     Posterior ``IW(q + OMEGA_PRIOR_DF + G, OMEGA_PRIOR_SCALE * I + u'u)``,
-    sampled through the Bartlett decomposition of the Wishart precision.
+    sampled through the Bartlett decomposition of the Wishart precision. For a
+    batch, ``u`` is ``(C, G, q)`` and ``rng`` a list with one generator per chain.
 
     Returns
     -------
-    omega, omega_inv : ndarray, shape (q, q)
+    omega, omega_inv : ndarray, shape (q, q) or (C, q, q)
     """
-    n_groups, q = u.shape
+    n_groups, q = u.shape[-2:]
     df = q + OMEGA_PRIOR_DF + n_groups
-    scatter = OMEGA_PRIOR_SCALE * np.eye(q) + u.T @ u
-    chol_scatter = cholesky(scatter, log, "random-effects scatter matrix")
-    bartlett = np.diag(np.sqrt(rng.chisquare(df - np.arange(q))))
-    bartlett[np.tril_indices(q, -1)] = rng.standard_normal(q * (q - 1) // 2)
+    scatter = OMEGA_PRIOR_SCALE * np.eye(q) + np.swapaxes(u, -1, -2) @ u
+    chains = not isinstance(rng, np.random.Generator)
+    chol_scatter = cholesky(scatter, log, "random-effects scatter matrix", chains=chains)
+    lower, diagonal = np.tril_indices(q, -1), np.arange(q)
+    bartlett = np.zeros((*u.shape[:-2], q, q))
+    for c, r in enumerate([rng] if isinstance(rng, np.random.Generator) else rng):
+        one = bartlett if isinstance(rng, np.random.Generator) else bartlett[c]
+        one[diagonal, diagonal] = np.sqrt(r.chisquare(df - diagonal))
+        one[lower] = r.standard_normal(q * (q - 1) // 2)
     # Omega^-1 = L^-T A A' L^-1 ~ Wishart(df, scatter^-1) with scatter = L L'.
-    factor = np.linalg.solve(chol_scatter.T, bartlett)
-    omega_inv = factor @ factor.T
+    factor = np.linalg.solve(np.swapaxes(chol_scatter, -1, -2), bartlett)
+    omega_inv = factor @ np.swapaxes(factor, -1, -2)
     inv_factor = np.linalg.inv(factor)
-    return inv_factor.T @ inv_factor, omega_inv
+    return np.swapaxes(inv_factor, -1, -2) @ inv_factor, omega_inv
 
 
-def _mixed_normal(t: Target, rng: np.random.Generator, state: object | None,
-                  pmm: bool) -> tuple[np.ndarray, TwoLevelState]:
-    if t.Z is None:
+def _mixed_normal(t: TargetBatch, rngs: list[np.random.Generator], state: object | None,
+                  pmm: bool) -> tuple[np.ndarray, TwoLevelBatchState]:
+    if t.z_obs is None:
         raise SamplerError(f"imputing '{t.name}': a two-level sampler needs a random design")
-    if state is not None and not isinstance(state, TwoLevelState):
-        raise SamplerError(f"imputing '{t.name}': the sampler state is not a TwoLevelState")
-    return draw_2l(t.y, t.observed, t.X, t.Z, t.grouping, rng, state, pmm=pmm,
-                   donors=t.donors, name=t.name)
+    if state is not None and not isinstance(state, TwoLevelBatchState):
+        raise SamplerError(f"imputing '{t.name}': the sampler state is not a "
+                           "TwoLevelBatchState")
+    return draw_2l_batch(t, rngs, state, pmm=pmm)
 
 
-@register("mixed_normal")
-def _mixed_normal_draw(t: Target, rng: np.random.Generator,
-                       state: object | None) -> tuple[np.ndarray, TwoLevelState]:
-    return _mixed_normal(t, rng, state, pmm=False)
-
-
-@register("mixed_normal_pmm")
-def _mixed_normal_pmm(t: Target, rng: np.random.Generator,
-                      state: object | None) -> tuple[np.ndarray, TwoLevelState]:
-    return _mixed_normal(t, rng, state, pmm=True)
+register("mixed_normal", batched=True)(lambda t, rngs, state: _mixed_normal(t, rngs, state,
+                                                                             pmm=False))
+register("mixed_normal_pmm", batched=True)(lambda t, rngs, state: _mixed_normal(t, rngs, state,
+                                                                                 pmm=True))

@@ -3,10 +3,12 @@
 The same functions impute level-2 variables (``2lonly.norm``, ``2lonly.pmm``,
 ``2lonly.polyreg``) when the caller passes cluster-level arrays.
 
-This module also holds the pieces shared with the two-level samplers:
+norm and pmm are batched (:func:`draw_regression_batch`, the Gibbs loop's
+sampler); :func:`draw_norm` and :func:`draw_pmm` are one chain's call.
 
-* :class:`Recovery` collects what a sampler did to keep going (dropped
-  columns, jitter, ...) and emits it as one :class:`SamplerWarning` per call;
+This module also holds pieces shared with the two-level samplers (with
+:mod:`.common`, whose :class:`~.common.Recovery` and checks it re-exports):
+
 * :func:`fixed_design` centres the fixed-effects design of the observed rows
   and drops constant and aliased columns (pivoted Cholesky of the correlation
   matrix), so every later solve is well conditioned;
@@ -16,49 +18,30 @@ This module also holds the pieces shared with the two-level samplers:
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve, lapack, solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 
-from ...errors import SamplerError, SamplerWarning
-from .matching import match_donors
-from .registry import register
+from ...errors import SamplerError
+from .common import (
+    CONST_TOL,
+    Recovery,
+    as_batch,
+    centred_design,
+    check_finite,
+    check_observed,
+    independent_columns,
+    standard_normal,
+)
+from .matching import match_donors_batch
+from .registry import TargetBatch, register
 
-__all__ = ["draw_logreg", "draw_norm", "draw_pmm", "draw_polyreg"]
+__all__ = ["Recovery", "check_finite", "check_observed", "draw_logreg", "draw_norm",
+           "draw_pmm", "draw_polyreg", "draw_regression_batch"]
 
-#: A predictor is dropped as aliased when ``1 - R^2`` on the columns kept before
-#: it (the pivot of the pivoted Cholesky of the correlation matrix) is below this.
-ALIAS_TOL = 1e-8
-#: A column is constant among the observed rows when ``sd <= CONST_TOL * |mean|``.
-CONST_TOL = 1e-10
 #: Newton iterations of the (multinomial) logistic fit.
 NEWTON_MAX_ITER = 50
-
-
-class Recovery:
-    """What a sampler did to recover from a numerical problem, warned about once.
-
-    Parameters
-    ----------
-    name : str
-        The target's name, used in the warning.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.actions: list[str] = []
-
-    def note(self, action: str) -> None:
-        """Record one recovery action (a short clause such as ``"dropped ..."``)."""
-        self.actions.append(action)
-
-    def warn(self) -> None:
-        """Emit one :class:`SamplerWarning` listing every action, if there was any."""
-        if self.actions:
-            warnings.warn(f"imputing '{self.name}': " + "; ".join(self.actions),
-                          SamplerWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,34 +97,6 @@ class FixedDesign:
         return beta
 
 
-def check_observed(y: np.ndarray, observed: np.ndarray, name: str) -> np.ndarray:
-    """The finite observed values of ``y``; raise if fewer than two.
-
-    Raises
-    ------
-    SamplerError
-        Shape mismatch, non-finite observed values or fewer than 2 observed.
-    """
-    if observed.dtype != np.bool_ or observed.shape != y.shape or y.ndim != 1:
-        raise SamplerError(f"imputing '{name}': y must be 1-D and observed a boolean mask "
-                           f"of the same shape (got {y.shape} and {observed.shape})")
-    y_obs = np.compress(observed, y)
-    if len(y_obs) < 2:
-        raise SamplerError(f"imputing '{name}': {len(y_obs)} observed value(s); at least 2 "
-                           "are needed to fit an imputation model")
-    if not np.isfinite(y_obs).all():
-        raise SamplerError(f"imputing '{name}': observed values contain NaN or infinity")
-    return y_obs
-
-
-def check_finite(values: np.ndarray, name: str, what: str) -> np.ndarray:
-    """Return ``values`` if all finite, else raise :class:`SamplerError` about ``what``."""
-    if not np.isfinite(values).all():
-        raise SamplerError(f"imputing '{name}': {what} are not finite "
-                           "(NaN or infinite predictors, or numerical overflow)")
-    return values
-
-
 def fixed_design(x_obs: np.ndarray, log: Recovery) -> FixedDesign:
     """Centre the observed rows of X and drop constant and aliased columns.
 
@@ -181,7 +136,7 @@ def fixed_design(x_obs: np.ndarray, log: Recovery) -> FixedDesign:
     candidates = np.flatnonzero(~constant)
     scale = np.sqrt(var[candidates])
     corr = cross[candidates][:, candidates] / np.outer(scale, scale) / n
-    order = _independent_columns(corr)
+    order = independent_columns(corr)
     if len(order) < len(candidates):
         aliased = np.ones(len(candidates), dtype=bool)
         aliased[order] = False
@@ -206,20 +161,14 @@ def fixed_design(x_obs: np.ndarray, log: Recovery) -> FixedDesign:
                        n_columns=p)
 
 
-def _independent_columns(corr: np.ndarray) -> np.ndarray:
-    """Positions of a maximal well-conditioned column subset, most independent first."""
-    if corr.shape[0] == 0:
-        return np.zeros(0, dtype=int)
-    _, piv, rank, _ = lapack.dpstrf(corr, tol=ALIAS_TOL)
-    return piv[:rank].astype(int) - 1
-
-
-def cholesky(a: np.ndarray, log: Recovery, what: str) -> np.ndarray:
+def cholesky(a: np.ndarray, log: Recovery, what: str, chains: bool = False) -> np.ndarray:
     """Lower Cholesky factor(s) of ``a`` (shape (..., d, d)), jittered if not PD.
 
     If the factorisation fails, ``jitter * I`` is added to every matrix, the
     jitter growing tenfold from ``1e-10`` times the mean absolute diagonal until
-    it succeeds; a note names ``what`` was jittered.
+    it succeeds; a note names ``what`` was jittered. With ``chains``, the first
+    axis of ``a`` is a batch of chains, and each chain is jittered on its own
+    (as if it were factorised alone).
 
     Raises
     ------
@@ -229,7 +178,8 @@ def cholesky(a: np.ndarray, log: Recovery, what: str) -> np.ndarray:
     try:
         return np.linalg.cholesky(a)
     except np.linalg.LinAlgError:
-        pass
+        if chains:
+            return np.stack([cholesky(chain, log, what) for chain in a])
     sym = (a + np.swapaxes(a, -1, -2)) / 2
     if not np.isfinite(sym).all():
         raise SamplerError(f"imputing '{log.name}': the {what} is not finite")
@@ -265,17 +215,6 @@ def draw_coefficients(chol: np.ndarray, rhs: np.ndarray, scale: float,
     return mean, mean + scale * precision_noise(chol, rng)
 
 
-def _norm_parameters(design: FixedDesign, y_obs: np.ndarray, rng: np.random.Generator,
-                     log: Recovery) -> tuple[np.ndarray, np.ndarray, float]:
-    """mice's ``.norm.draw``: least-squares coefficients, drawn coefficients and sigma."""
-    chol = cholesky(design.gram, log, "cross-product matrix X'X")
-    coef_hat = cho_solve((chol, True), design.xs.T @ y_obs, check_finite=False)
-    resid = y_obs - design.xs @ coef_hat
-    df = len(y_obs) - design.xs.shape[1]
-    sigma = float(np.sqrt(resid @ resid / rng.chisquare(df)))
-    return coef_hat, coef_hat + sigma * precision_noise(chol, rng), sigma
-
-
 def draw_norm(y: np.ndarray, observed: np.ndarray, X: np.ndarray, rng: np.random.Generator,
               *, name: str = "y") -> np.ndarray:
     """Impute by Bayesian linear regression (mice ``norm``, Rubin 1987 p. 167).
@@ -304,14 +243,8 @@ def draw_norm(y: np.ndarray, observed: np.ndarray, X: np.ndarray, rng: np.random
     SamplerError
         Fewer than two observed values, or non-finite inputs.
     """
-    log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    design = fixed_design(np.compress(observed, X, axis=0), log)
-    _, coef, sigma = _norm_parameters(design, y_obs, rng, log)
-    x_mis = design.rows(np.compress(~observed, X, axis=0))
-    out = x_mis @ coef + sigma * rng.standard_normal(x_mis.shape[0])
-    log.warn()
-    return check_finite(out, name, "imputations")
+    batch, _ = as_batch(y, observed, X, None, None, name)
+    return draw_regression_batch(batch, [rng], pmm=False)[0]
 
 
 def draw_pmm(y: np.ndarray, observed: np.ndarray, X: np.ndarray, rng: np.random.Generator,
@@ -334,13 +267,48 @@ def draw_pmm(y: np.ndarray, observed: np.ndarray, X: np.ndarray, rng: np.random.
     ndarray, shape (n_missing,)
         Observed values of ``y``, one per missing row.
     """
-    log = Recovery(name)
-    y_obs = check_observed(y, observed, name)
-    design = fixed_design(np.compress(observed, X, axis=0), log)
-    coef_hat, coef, _ = _norm_parameters(design, y_obs, rng, log)
-    yhat_mis = check_finite(design.rows(np.compress(~observed, X, axis=0)) @ coef, name,
-                            "predictions of the missing rows")
-    out = y_obs[match_donors(design.xs @ coef_hat, yhat_mis, donors, rng)]
+    batch, _ = as_batch(y, observed, X, None, None, name, donors)
+    return draw_regression_batch(batch, [rng], pmm=True)[0]
+
+
+def draw_regression_batch(t: TargetBatch, rngs: list[np.random.Generator], *,
+                          pmm: bool) -> np.ndarray:
+    """mice's ``norm`` (``pmm=False``) or ``pmm`` in a batch of chains (random part ignored).
+
+    Per chain, as mice's ``.norm.draw``: least-squares coefficients from the
+    centred cross-products, ``sigma^2 = RSS / chi^2(n_obs - k)`` and drawn
+    coefficients ``beta_hat + sigma L^-T z``; norm imputes ``X_mis beta +
+    N(0, sigma^2)``, pmm matches the observed rows' least-squares predictions
+    with the missing rows' drawn ones.
+
+    Returns
+    -------
+    ndarray, shape (C, n_missing)
+    """
+    log = Recovery(t.name)
+    y_obs = t.y_obs
+    if not np.isfinite(y_obs).all():
+        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
+    y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
+    ys = (y_obs - y_center) / y_scale
+    design = centred_design(t.x_obs, t.x_offset, log)
+    xty = design.centre(t.x_obs @ ys)
+    chol = cholesky(design.gram, log, "cross-product matrix X'X", chains=True)
+    half = np.linalg.solve(chol, xty[..., None])
+    coef_hat = np.linalg.solve(np.swapaxes(chol, 1, 2), half)[..., 0]
+    rss = np.maximum(float(ys @ ys) - np.sum(coef_hat * xty, axis=1), 0.0)
+    df = len(ys) - design.keep.sum(axis=1)
+    sigma = np.sqrt(rss / np.array([rng.chisquare(df[c]) for c, rng in enumerate(rngs)]))
+    coef = coef_hat + sigma[:, None] * np.linalg.solve(np.swapaxes(chol, 1, 2),
+                                                       design.noise(rngs)[..., None])[..., 0]
+    pred_mis = (design.shifted(coef)[:, None, :] @ t.x_mis)[:, 0]
+    check_finite(pred_mis, t.name, "predictions of the missing rows")
+    if pmm:
+        pred_obs = (design.shifted(coef_hat)[:, None, :] @ t.x_obs)[:, 0]
+        out = y_obs[match_donors_batch(pred_obs, pred_mis, t.donors, rngs)]
+    else:
+        noise = standard_normal(rngs, (pred_mis.shape[1],))
+        out = y_center + y_scale * (pred_mis + sigma[:, None] * noise)
     log.warn()
     return out
 
@@ -534,10 +502,10 @@ def _draw_multinomial(design: FixedDesign, codes: np.ndarray, n_levels: int,
 
 
 # The registered samplers: single-level methods have no state between visits.
-register("regression_normal")(
-    lambda t, rng, _: (draw_norm(t.y, t.observed, t.X, rng, name=t.name), None))
-register("regression_pmm")(
-    lambda t, rng, _: (draw_pmm(t.y, t.observed, t.X, rng, donors=t.donors, name=t.name), None))
+register("regression_normal", batched=True)(
+    lambda t, rngs, _: (draw_regression_batch(t, rngs, pmm=False), None))
+register("regression_pmm", batched=True)(
+    lambda t, rngs, _: (draw_regression_batch(t, rngs, pmm=True), None))
 register("regression_logit")(
     lambda t, rng, _: (draw_logreg(t.y, t.observed, t.X, rng, name=t.name), None))
 register("regression_multinomial")(

@@ -54,7 +54,17 @@ FLAVORS = ("miceadds", "mice")
 
 _NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 #: mice methods that impute a factor (the column must be one).
-_FACTOR_METHODS = frozenset({"logreg", "polyreg"})
+_FACTOR_METHODS = frozenset({"logreg", "polyreg", "polr"})
+#: Two-level categorical methods that neither mice nor miceadds has: the single-level
+#: method written instead, and what it leaves out.
+_SINGLE_LEVEL_STAND_INS = {
+    "2l.polyreg": ("polyreg", "mice and miceadds have no two-level nominal method; the "
+                   "single-level multinomial logit has no cluster random effects (the cluster "
+                   "means enter as fixed predictors)"),
+    "2l.polr": ("polr", "mice and miceadds have no two-level ordinal method; mice's polr is a "
+                "single-level proportional-odds logit, not the plan's two-level probit (the "
+                "cluster means enter as fixed predictors)"),
+}
 
 #: Methods of the miceadds package, which the script must then load.
 _MICEADDS_METHODS = frozenset({"2l.pmm", "2l.continuous", "2l.binary", "2l.groupmean",
@@ -138,13 +148,19 @@ def _translate(plan: Plan, flavor: str) -> _Script:
     new_methods: dict[str, str] = {}
     changes: dict[tuple[str, str], list[str]] = {}
     explicit: dict[str, list[str]] = {}
+    added_for: dict[str, str] = {}  # cluster means the plan lacks: the R method needing them
     for t in plan.targets:
         new, why = _target_method(plan, t, methods[t], rows[t], flavor)
         new_methods[t] = new
         if new != methods[t]:
             changes.setdefault((f"{methods[t]} -> {new}", why), []).append(t)
+        before = set(extra)
         if new == "2l.bin":
             rows[t], explicit[t] = _explicit_means(plan, rows[t], extra)
+        elif methods[t] in _SINGLE_LEVEL_STAND_INS:
+            row, _ = _explicit_means(plan, rows[t], extra)
+            rows[t] = [(p, 1) for p, code in row if code > 0]  # no cluster, no random slopes
+        added_for.update({name: new for name in set(extra) - before})
     every = {**plan.derived, **extra}
     names = _assign_names([*plan.names, *extra], every)
     notes = [f"{', '.join(names[t] for t in targets)}: {change} ({why})"
@@ -156,15 +172,18 @@ def _translate(plan: Plan, flavor: str) -> _Script:
         notes.append("cluster means: passive ~ I(ave(x, cluster)) (miceadds' 2l.groupmean in "
                      "the plan)")
     cluster = names[plan.cluster] if plan.cluster else ""
+    for name, d in extra.items():  # 2l.groupmean rows of the cluster means the plan lacked
+        rows[name] = [(str(plan.cluster), -2), (d.parents[0], 1)]
     for name, d in every.items():
         new_methods[name] = _derived_method(d, names, cluster, flavor)
         if new_methods[name] != "2l.groupmean":
             rows[name] = []
-    level2 = [names[t] for t in plan.targets if new_methods[t] == "2lonly.function"]
+    level2 = {names[t]: "polr" if methods[t] == "2lonly.polr" else "polyreg"
+              for t in plan.targets if new_methods[t] == "2lonly.function"}
     args = []
     if level2:  # miceadds' 2lonly.function reads its settings per variable from these lists
         args = ["imputationFunction = list("
-                + ", ".join(f"{r_name(t)} = {r_string('polyreg')}" for t in level2) + ")",
+                + ", ".join(f"{r_name(t)} = {r_string(f)}" for t, f in level2.items()) + ")",
                 "cluster_var = list("
                 + ", ".join(f"{r_name(t)} = {r_string(cluster)}" for t in level2) + ")"]
     return _Script(
@@ -175,19 +194,25 @@ def _translate(plan: Plan, flavor: str) -> _Script:
         rows=rows,
         visit=_visit(plan, extra),
         notes=notes,
-        added={n: f"cluster mean of {d.parents[0]}, for 2l.bin" for n, d in extra.items()},
+        added={n: f"cluster mean of {d.parents[0]}, for {added_for[n]}"
+               for n, d in extra.items()},
         args=args,
-        factors=[t for t in plan.targets if methods[t] in _FACTOR_METHODS],
+        factors=[t for t in plan.targets if new_methods[t] in _FACTOR_METHODS],
     )
 
 
 def _target_method(plan: Plan, target: str, method: str, row: list[tuple[str, int]],
                    flavor: str) -> tuple[str, str]:
     """The R method of a target and why it differs from the plan's (if it does)."""
-    if method == "2lonly.polyreg":
+    if method in ("2lonly.polyreg", "2lonly.polr"):
+        inner = "polr" if method == "2lonly.polr" else "polyreg"
         if flavor == "miceadds":
-            return "2lonly.function", "miceadds' level-2 wrapper around mice's polyreg"
+            return "2lonly.function", f"miceadds' level-2 wrapper around mice's {inner}"
         return "2lonly.pmm", "mice has no categorical level-2 method"
+    if method in _SINGLE_LEVEL_STAND_INS:
+        return _SINGLE_LEVEL_STAND_INS[method]
+    if method == "polr":
+        return "polr", "mice's polr is the proportional-odds logit, the plan's polr a probit"
     if method not in ("2l.pmm", "2l.norm", "2l.bin"):
         return method, ""
     if flavor == "miceadds":
@@ -319,7 +344,8 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
         out.append(r_wrap(r_vec(_quoted(measured), f"names({d}) <- ")))
     if s.factors:
         out.append("# logreg and polyreg impute factors")
-        out += [f"{d}${r_name(r[t])} <- as.factor({d}${r_name(r[t])})" for t in s.factors]
+        out += [f"{d}${r_name(r[t])} <- as.{_factor_kind(s.methods[t])}({d}${r_name(r[t])})"
+                for t in s.factors]
     if s.derived:
         out += ["", "# derived variables start empty; mice recomputes them from their parents",
                 r_wrap(r_vec([f"{r_name(r[n])} = NA" for n in s.derived],
@@ -388,3 +414,8 @@ def _row(target: str, s: _Script) -> str:
 
 def _quoted(names: Sequence[str]) -> list[str]:
     return [r_string(n) for n in names]
+
+
+def _factor_kind(method: str) -> str:
+    """R's conversion for the target of a categorical method: polr needs an ordered factor."""
+    return "ordered" if method == "polr" else "factor"

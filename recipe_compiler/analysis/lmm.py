@@ -29,8 +29,6 @@ from scipy import linalg, optimize
 from ..errors import DataError
 from .design import Design, build_design
 from .lmm_result import LMMResult
-from .lmm_result import _mitml_name as _mitml_name  # re-exported: glmm, lmm_multi_result
-from .lmm_result import _varcorr_pairs as _varcorr_pairs
 from .lmm_units import WorkingUnits, centring, working_units
 
 __all__ = ["SINGULAR_TOL", "LMMResult", "fit_design", "fit_lmm"]

@@ -10,7 +10,11 @@ Polya-Gamma Gibbs), :mod:`.ordinal` (cumulative probit, two-level or not), with
 How to add a sampler: write ``draw_x(target, rng, state) -> (draws, state)``
 in a module here, decorate it with ``@register("x")``, import the module below,
 and add the method's row (with ``sampler="x"``) to
-:mod:`recipe_compiler.compiler.methods`.
+:mod:`recipe_compiler.compiler.methods`. The Gibbs loop runs the chains of a
+process in lockstep and calls such a sampler once per chain; a sampler that can
+update all chains at once registers with ``@register("x", batched=True)`` and
+takes a :class:`~.registry.TargetBatch` (arrays with a leading chain axis) and
+one generator per chain, each chain drawing only from its own.
 """
 
 from . import logit_2l, multinomial_2l, normal_2l, ordinal, single

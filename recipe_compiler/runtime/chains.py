@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, wait
-from functools import partial
 
 import numpy as np
 
@@ -62,8 +61,6 @@ def worker_count(n_jobs: object, m: int) -> int:
     return max(min(wanted, m, cpus), 1)
 
 
-#: A chain: ``chain(problem, maxit, seed, donors, on_iteration) -> ChainResult``.
-ChainFunction = Callable[..., ChainResult]
 #: A batch: ``batch(problem, maxit, seeds, donors, on_iteration) -> list[ChainResult]``.
 BatchFunction = Callable[..., list[ChainResult]]
 
@@ -71,13 +68,13 @@ BatchFunction = Callable[..., list[ChainResult]]
 def run_chains(problem: Problem | object, *, m: int, maxit: int,
                seed: int | np.random.SeedSequence | None, donors: int = 5, n_jobs: int = 1,
                executor: Executor | None = None, progress: bool = False,
-               chain: ChainFunction | None = None) -> list[ChainResult]:
+               batch: BatchFunction | None = None) -> list[ChainResult]:
     """Run m chains and return their results in chain order.
 
     Parameters
     ----------
     problem : Problem
-        What ``chain`` runs on (the model-based sampler passes its own problem).
+        What ``batch`` runs on (the model-based sampler passes its own problem).
     m, maxit : int
     seed : int, SeedSequence or None
     donors : int
@@ -89,11 +86,11 @@ def run_chains(problem: Problem | object, *, m: int, maxit: int,
         worker of the executor (:func:`executor_workers`), each a batch of chains.
     progress : bool
         Show a progress bar on stderr (needs tqdm; silently plain otherwise).
-    chain : callable, optional
-        A one-chain function, run chain after chain within a batch; ``None``:
-        the FCS batch :func:`~.gibbs.run_batch`.
+    batch : callable, optional
+        Runs a batch of chains (in lockstep) in one worker; ``None``: the FCS
+        batch :func:`~.gibbs.run_batch`.
     """
-    run: BatchFunction = run_batch if chain is None else partial(_one_by_one, chain)
+    run: BatchFunction = run_batch if batch is None else batch
     seeds = chain_seeds(seed, m)
     workers = worker_count(n_jobs, m) if executor is None else executor_workers(executor, m)
     bar = _progress_bar(m * max(maxit, 1) if executor is None and workers == 1 else m, progress)
@@ -134,13 +131,6 @@ def executor_workers(executor: Executor, m: int) -> int:
     if count is None and client is not None and callable(getattr(client, "nthreads", None)):
         count = sum(client.nthreads().values())
     return max(min(int(count) if count else m, m), 1)
-
-
-def _one_by_one(chain: ChainFunction, problem: object, maxit: int,
-                seeds: list[np.random.SeedSequence], donors: int,
-                on_iteration: Callable[[], None] | None = None) -> list[ChainResult]:
-    """A batch of chains that cannot run in lockstep: one after the other."""
-    return [chain(problem, maxit, s, donors, on_iteration) for s in seeds]
 
 
 def _collect(executor: Executor, batch: BatchFunction, problem: Problem | object, maxit: int,

@@ -415,24 +415,36 @@ def batch_moments(t: TargetBatch, design: CentredDesign,
                   response: np.ndarray) -> tuple[Moments, np.ndarray]:
     """The :class:`Moments` (leading chain axis) of a batch's observed rows, unweighted.
 
-    The random design is scaled to unit root-mean-square columns (the second
-    result, ``(C, q)``) and the fixed design centred; per-cluster sums are one
-    pass over the stored columns (:meth:`~recipe_compiler.data.grouping.Grouping.segment_sums`)
-    per random effect, with no copy of the design.
+    See :func:`chain_moments`, of which this is the batch's case.
+    """
+    return chain_moments(t.x_obs, t.z_obs, t.g_obs, design, response, t.name)
+
+
+def chain_moments(x: np.ndarray, z: np.ndarray | None, grouping: Grouping,
+                  design: CentredDesign, response: np.ndarray,
+                  name: str) -> tuple[Moments, np.ndarray]:
+    """The :class:`Moments` (leading chain axis) of stored observed-row columns.
+
+    ``x`` is (C, p, n), ``z`` the random slopes (C, q - 1, n) or ``None``, and
+    ``response`` (n,) shared by the chains or (C, n) per chain. The random design is
+    scaled to unit root-mean-square columns (the second result, ``(C, q)``) and the
+    fixed design centred; per-cluster sums are one pass over the stored columns
+    (:meth:`~recipe_compiler.data.grouping.Grouping.segment_sums`) per random effect,
+    with no copy of the design.
 
     Raises
     ------
     SamplerError
         A non-finite random design.
     """
-    x, z, seg = t.x_obs, t.z_obs, t.g_obs.segment_sums
+    seg = grouping.segment_sums
     chains, p, n = x.shape
     q1 = 0 if z is None else z.shape[1]
-    shape = (chains, t.g_obs.n, q1 + 1)
+    shape = (chains, grouping.n, q1 + 1)
     ztx, ztr, ztz = np.empty((*shape, p)), np.empty(shape), np.empty((*shape, q1 + 1))
     ztx[:, :, 0] = seg(x).transpose(0, 2, 1)
     ztr[:, :, 0] = seg(response)
-    ztz[:, :, 0, 0] = t.g_obs.sizes
+    ztz[:, :, 0, 0] = grouping.sizes
     for a in range(q1):
         assert z is not None
         za = z[:, a]
@@ -443,12 +455,13 @@ def batch_moments(t: TargetBatch, design: CentredDesign,
             ztz[:, :, a + 1, b + 1] = ztz[:, :, b + 1, a + 1] = seg(za * z[:, b])
     scale = np.sqrt(np.diagonal(ztz, axis1=2, axis2=3).sum(axis=1) / n)
     if not np.isfinite(scale).all():
-        raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
+        raise SamplerError(f"imputing '{name}': the random design Z is not finite")
     scale[scale == 0] = 1.0
     ztz /= scale[:, None, :, None] * scale[:, None, None, :]
     ztx /= scale[:, None, :, None]
     ztr /= scale[:, None, :]
-    return Moments(xtx=design.gram, xtr=design.centre(x @ response), ztz=ztz,
+    xtr = x @ response if response.ndim == 1 else (x @ response[:, :, None])[..., 0]
+    return Moments(xtx=design.gram, xtr=design.centre(xtr), ztz=ztz,
                    ztx=design.centre(ztx), ztr=ztr), scale
 
 

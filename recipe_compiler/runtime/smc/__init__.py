@@ -4,8 +4,8 @@
 :mod:`.problem` turns a :class:`~recipe_compiler.plan.ModelPlan` and its data
 into arrays and draw batches, :mod:`.models` draws each model's parameters and
 gives its log density, :mod:`.conditionals` draws the missing values from their
-full conditionals, :mod:`.sweep` runs one chain. :func:`run_smc` runs the m
-chains through :func:`recipe_compiler.runtime.chains.run_chains`.
+full conditionals, :mod:`.sweep` runs a batch of chains in lockstep. :func:`run_smc`
+runs the m chains through :func:`recipe_compiler.runtime.chains.run_chains`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ...errors import SamplerWarning
 from ...plan.smc import ModelPlan
 from ..chains import run_chains
 from .problem import SmcProblem, make_smc_problem
-from .sweep import SmcChainResult, run_smc_chain
+from .sweep import SmcChainResult, run_smc_batch
 
 __all__ = ["ACCEPTANCE_RANGE", "MIN_PROPOSALS", "SmcChainResult", "SmcProblem",
            "make_smc_problem", "run_smc"]
@@ -54,7 +54,7 @@ def run_smc(plan: ModelPlan, data: pd.DataFrame, *, m: int, maxit: int,
     """
     problem = make_smc_problem(plan, data)
     chains = run_chains(problem, m=m, maxit=maxit, seed=seed, n_jobs=n_jobs,
-                        executor=executor, progress=progress, chain=run_smc_chain)
+                        executor=executor, progress=progress, batch=run_smc_batch)
     results = [c for c in chains if isinstance(c, SmcChainResult)]
     lo, hi = ACCEPTANCE_RANGE
     for name in dict.fromkeys(k for c in results for k in c.acceptance):

@@ -27,12 +27,24 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...data.grouping import Grouping
+from ...errors import SamplerError
+from ..samplers.common import centred_design, per_chain
 from ..samplers.logit_2l import COEF_PRIOR_SD, BinaryState, draw_2l_bin, sample_pg1
-from ..samplers.normal_2l import TwoLevelState, draw_2l, random_part
+from ..samplers.normal_2l import (
+    SIGMA2_PRIOR,
+    TwoLevelBatchState,
+    TwoLevelState,
+    chain_moments,
+    draw_2l,
+    draw_effects,
+    draw_omega,
+    pd_inverse,
+    random_part,
+)
 from ..samplers.single import Recovery, cholesky, draw_coefficients, fixed_design
 from .terms import Frame, ModelDesign
 
-__all__ = ["Params", "linear_predictor", "log_density", "update_params"]
+__all__ = ["Params", "linear_predictor", "log_density", "update_normal_batch", "update_params"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +111,78 @@ def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
     _, bstate = draw_2l_bin((y == binary[1]).astype(float), fit, X, Z, grouping, rng, warm,
                             name=name)
     return Params(bstate.beta, bstate.u, 1.0, bstate)
+
+
+def update_normal_batch(design: ModelDesign, frames: list[Frame], fit: np.ndarray,
+                        g_fit: Grouping, state: TwoLevelBatchState,
+                        rngs: list[np.random.Generator]) -> TwoLevelBatchState:
+    """One warm Gibbs update of a level-1 normal model in ``C`` chains at once.
+
+    The block of :func:`~recipe_compiler.runtime.samplers.normal_2l.draw_2l`
+    (``(beta, u) | Omega, sigma2``, then ``Omega``, then ``sigma2``, on the
+    standardised scale) for a batch of chains whose dependent variable differs
+    by chain, and without imputations (the missing values are drawn by
+    :mod:`.conditionals`). Chain ``c`` draws from ``rngs[c]`` only, and its
+    arithmetic does not depend on the other chains.
+
+    Parameters
+    ----------
+    design : ModelDesign
+    frames : list of Frame
+        Each chain's row frame.
+    fit : ndarray of bool
+        The rows to fit on; ``g_fit`` is their grouping.
+    g_fit : Grouping
+    state : TwoLevelBatchState
+        The chains' previous draw (original units).
+    rngs : list of numpy.random.Generator
+        One per chain.
+
+    Raises
+    ------
+    SamplerError
+        Non-finite values of the dependent variable or of the designs.
+    """
+    name = design.dependent
+    log = Recovery(name)
+    rows = None if fit.all() else np.flatnonzero(fit)
+    y = np.stack([f.values[name] if rows is None else f.values[name][rows] for f in frames])
+    if not np.isfinite(y).all():
+        raise SamplerError(f"imputing '{name}': its values contain NaN or infinity")
+    chains, n = y.shape
+    x = np.empty((chains, len(design.fixed), n))
+    z = np.empty((chains, len(design.random) - 1, n))
+    for c, f in enumerate(frames):
+        x[c] = design.X(f, rows).T
+        z[c] = design.Z(f, rows)[:, 1:].T
+    offset = x.mean(axis=2)
+    offset[:, 0] = 0.0
+    x -= offset[:, :, None]
+    y_center, y_scale = y.mean(axis=1), y.std(axis=1)
+    y_scale[y_scale == 0] = 1.0
+    ys = (y - y_center[:, None]) / y_scale[:, None]
+    centred = centred_design(x, offset, log)
+    mom, z_scale = chain_moments(x, z, g_fit, centred, ys, name)
+    units = z_scale / y_scale[:, None]
+    outer = units[:, :, None] * units[:, None, :]
+    sigma2 = state.sigma2 / y_scale**2
+    omega_inv = pd_inverse(state.omega * outer, log, chains=True)
+    effects = draw_effects(mom.scaled(1 / sigma2), omega_inv, rngs, log, centred.keep)
+    omega, _ = draw_omega(effects.u, rngs, log)
+    b, u = effects.coef, effects.u
+    yty = np.einsum("cn,cn->c", ys, ys)
+    fitted = (mom.ztx @ b[:, None, :, None])[..., 0]
+    rss = (yty - 2 * np.sum(b * mom.xtr, axis=1)
+           + (b[:, None, :] @ mom.xtx @ b[:, :, None])[:, 0, 0]
+           - 2 * np.sum((u * (mom.ztr - fitted)).reshape(len(b), -1), axis=1)
+           + np.sum((u[..., None, :] @ mom.ztz @ u[..., None])[..., 0, 0], axis=1))
+    gamma = per_chain(rngs, lambda rng: rng.gamma(SIGMA2_PRIOR + ys.shape[1] / 2))
+    sigma2 = (SIGMA2_PRIOR + np.maximum(rss, 1e-12 * yty) / 2) / gamma
+    beta = centred.beta(b) * y_scale[:, None]
+    beta[:, 0] += y_center
+    log.warn()
+    return TwoLevelBatchState(beta=beta, u=u / units[:, None, :], omega=omega / outer,
+                              sigma2=sigma2 * y_scale**2)
 
 
 def _regression(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None,

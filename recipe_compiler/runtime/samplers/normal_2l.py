@@ -377,7 +377,7 @@ def draw_2l_batch(t: TargetBatch, rngs: list[np.random.Generator],
     y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
     ys = (y_obs - y_center) / y_scale
     design = centred_design(t.x_obs, t.x_offset, log)
-    mom, z_scale = batch_moments(t, design, ys)
+    mom, z_scale = chain_moments(t.x_obs, t.z_obs, t.g_obs, design, ys, t.name)
     units = z_scale / y_scale
     outer = units[:, :, None] * units[:, None, :]
     if state is None:
@@ -411,26 +411,15 @@ def draw_2l_batch(t: TargetBatch, rngs: list[np.random.Generator],
     return out, new_state
 
 
-def batch_moments(t: TargetBatch, design: CentredDesign,
-                  response: np.ndarray) -> tuple[Moments, np.ndarray]:
-    """The :class:`Moments` (leading chain axis) of a batch's observed rows, unweighted.
-
-    See :func:`chain_moments`, of which this is the batch's case.
-    """
-    return chain_moments(t.x_obs, t.z_obs, t.g_obs, design, response, t.name)
-
-
 def chain_moments(x: np.ndarray, z: np.ndarray | None, grouping: Grouping,
                   design: CentredDesign, response: np.ndarray,
                   name: str) -> tuple[Moments, np.ndarray]:
-    """The :class:`Moments` (leading chain axis) of stored observed-row columns.
+    """Unweighted :class:`Moments` (leading chain axis) of stored observed-row columns.
 
-    ``x`` is (C, p, n), ``z`` the random slopes (C, q - 1, n) or ``None``, and
-    ``response`` (n,) shared by the chains or (C, n) per chain. The random design is
-    scaled to unit root-mean-square columns (the second result, ``(C, q)``) and the
-    fixed design centred; per-cluster sums are one pass over the stored columns
-    (:meth:`~recipe_compiler.data.grouping.Grouping.segment_sums`) per random effect,
-    with no copy of the design.
+    ``x`` (C, p, n); ``z`` the random slopes (C, q - 1, n) or ``None``; ``response``
+    (n,) shared by the chains or (C, n). Z is scaled to unit root-mean-square columns
+    (the second result, (C, q)), X centred; per-cluster sums are one pass over the
+    stored columns per random effect (``Grouping.segment_sums``), with no copy.
 
     Raises
     ------

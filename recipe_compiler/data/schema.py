@@ -269,9 +269,11 @@ def _level(x: pd.Series, observed: np.ndarray, grouping: Grouping,
 def distinct_per_cluster(x: pd.Series, observed: np.ndarray, grouping: Grouping) -> np.ndarray:
     """Number of distinct observed values of ``x`` in each cluster, shape (G,)."""
     values = pd.factorize(x)[0][observed]
-    clusters = grouping.codes[observed]
-    pairs = np.unique(clusters.astype(np.int64) * (int(values.max(initial=0)) + 1) + values)
-    return np.bincount(pairs // (int(values.max(initial=0)) + 1), minlength=grouping.n)
+    width = int(values.max(initial=0)) + 1
+    pairs = np.sort(grouping.codes[observed].astype(np.int64) * width + values)
+    first = np.ones(len(pairs), dtype=bool)  # the first row of each (cluster, value) pair
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+    return np.bincount(pairs[first] // width, minlength=grouping.n)
 
 
 def _clusters(varying: np.ndarray, distinct: np.ndarray, observed: np.ndarray,

@@ -179,6 +179,15 @@ def _known(name: object, names: list[str], where: str) -> str:
 
 
 def read_variables(entries: list[Any]) -> list[Variable]:
+    """The spec's ``variables`` entries as :class:`Variable` records.
+
+    Raises
+    ------
+    PlanError
+        An entry that is not an object, a missing or mistyped key, an unknown role
+        or level, a negative ``n_missing``, or a name used twice (the message names
+        the entry).
+    """
     roles = get_args(Role)
     out: list[Variable] = []
     for i, e in enumerate(entries):
@@ -204,6 +213,7 @@ def read_variables(entries: list[Any]) -> list[Variable]:
 
 
 def check_cluster(cluster: object, variables: list[Variable]) -> None:
+    """Raise :class:`PlanError` unless ``cluster`` names the variable whose role is cluster."""
     declared = [v.name for v in variables if v.role == "cluster"]
     if cluster is None:
         if declared:

@@ -310,7 +310,7 @@ def initial_fill(problem: Problem, rngs: list[np.random.Generator]) -> dict[str,
               for name, col in problem.columns.items()}
     for t in plan.targets:
         obs = problem.observed[t]
-        fill = _fill_level2 if method(problem.methods[t]).scope == "level2" else _fill_level1
+        fill = fill_level2 if method(problem.methods[t]).scope == "level2" else fill_level1
         values[t] = fill(problem.columns[t], obs, grouping, rngs)
     derived = plan.derived
     for name in problem.derived_order:
@@ -318,7 +318,7 @@ def initial_fill(problem: Problem, rngs: list[np.random.Generator]) -> dict[str,
     return values
 
 
-def _fill_level1(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
+def fill_level1(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
                  rngs: np.random.Generator | list[np.random.Generator]) -> np.ndarray:
     """``y`` with its missing entries drawn from the observed ones of their cluster (or of
     all clusters); ``(C, n)`` for a list of generators, else ``(n,)``."""
@@ -336,7 +336,7 @@ def _fill_level1(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
     return out[0] if isinstance(rngs, np.random.Generator) else out
 
 
-def _fill_level2(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
+def fill_level2(y: np.ndarray, obs: np.ndarray, grouping: Grouping,
                  rngs: np.random.Generator | list[np.random.Generator]) -> np.ndarray:
     """``y`` with each cluster's missing entries set to its observed value, or to that of
     a random observed cluster; ``(C, n)`` for a list of generators, else ``(n,)``."""

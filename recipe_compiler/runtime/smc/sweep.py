@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...data.grouping import Grouping
-from ..gibbs import LOCKSTEP_CELLS, ChainResult, _fill_level1, _fill_level2
+from ..gibbs import LOCKSTEP_CELLS, ChainResult, fill_level1, fill_level2
 from ..samplers.normal_2l import TwoLevelBatchState, TwoLevelState
 from .conditionals import Current, draw_target, proposal_scale
 from .models import Params, update_normal_batch, update_params
@@ -211,7 +211,7 @@ def initial_state(problem: SmcProblem, rng: np.random.Generator) -> Current:
     values = {name: col.copy() for name, col in problem.columns.items()}
     level2 = problem.level2
     for t in problem.targets:
-        fill = _fill_level2 if t.name in level2 else _fill_level1
+        fill = fill_level2 if t.name in level2 else fill_level1
         values[t.name] = fill(values[t.name], problem.observed[t.name], grouping, rng)
     means = {name: grouping.means(col) for name, col in values.items()}
     return Current(values=values, means=means, grouping=grouping)

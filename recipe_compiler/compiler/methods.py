@@ -10,7 +10,13 @@ Scopes: ``level1`` (a level-1 target of a model with a random part: the
 sampler sees the rows, a fixed design with cluster means, a random design and
 the grouping), ``level2`` (a target constant within clusters: the sampler sees
 one row per cluster, predictors aggregated to cluster means), ``single``
-(data without clusters) and ``derived`` (never imputed, recomputed from its
+(data without clusters), ``multilevel`` (a target of a plan with several
+grouping factors, at level 1, or at level 2 of a nested plan: the sampler sees
+one row per unit of the target's level, a random intercept for every grouping
+factor of code -2 above it, random slopes (code 2) on the first of them, and
+extra random-intercept blocks), ``level3`` (a target constant within the
+outermost factor of a nested plan: one row per outermost cluster, predictors
+aggregated to its means) and ``derived`` (never imputed, recomputed from its
 parents).
 
 Kinds of target (see :func:`target_kind`): ``numeric`` (a number, including
@@ -26,7 +32,7 @@ from typing import Literal
 
 from ..errors import OptionError, one_of
 
-Scope = Literal["level1", "level2", "single", "derived"]
+Scope = Literal["level1", "level2", "single", "multilevel", "level3", "derived"]
 TargetKind = Literal["numeric", "binary", "nominal", "ordinal"]
 
 
@@ -113,6 +119,17 @@ METHODS_TABLE: tuple[Method, ...] = (
     _row("polr", "single", "ordinal_probit", ("ordinal",), codes=True, r_miceadds="polr",
          r_mice="polr", description="cumulative probit model (no clusters; mice's polr is "
                                     "the logit)"),
+    _row("ml.pmm", "multilevel", "multilevel_pmm", ("numeric",), r_miceadds="ml.lmer",
+         description="normal model with a random intercept per grouping factor (nested or "
+                     "crossed) and random slopes, predictive mean matching"),
+    _row("ml.norm", "multilevel", "multilevel_normal", r_miceadds="ml.lmer",
+         description="normal model with a random intercept per grouping factor (nested or "
+                     "crossed) and random slopes, draws from the posterior predictive",
+         new_values=True),
+    _row("3lonly.pmm", "level3", "regression_pmm", ("numeric",), r_miceadds="ml.lmer",
+         description="outermost-level regression on cluster means, pmm"),
+    _row("3lonly.norm", "level3", "regression_normal", r_miceadds="ml.lmer",
+         description="outermost-level normal regression on cluster means", new_values=True),
     _row("2l.groupmean", "derived", "", r_miceadds="2l.groupmean", r_mice=None,
          description="cluster mean of a level-1 variable"),
     _row("passive", "derived", "", description="passive update ~ I(...) of its parents"),
@@ -132,6 +149,8 @@ METHODS = names()
 LEVEL1_METHODS = names("level1")
 LEVEL2_METHODS = names("level2")
 SINGLE_METHODS = names("single")
+MULTILEVEL_METHODS = names("multilevel")
+LEVEL3_METHODS = names("level3")
 DERIVED_METHODS = names("derived")
 #: The method of a cluster mean and of every other derived variable.
 GROUPMEAN, PASSIVE = DERIVED_METHODS

@@ -41,12 +41,18 @@ class Factor:
         For ``dummy``: the level indicated. For ``cm`` / ``cwc`` of a categorical
         column: the level of the dummy column averaged or centred
         (``cm(C(sex)[T.1])``, a cluster proportion). Else empty.
+    group : str
+        For ``cm`` / ``cwc`` in a model with several grouping factors: the grouping
+        factor whose clusters are averaged over (``cm(x, school)``; the name as in
+        :attr:`RandomEffects.cluster`, e.g. ``"school:class"``). Empty: the
+        innermost grouping factor (``cm(x)``).
     """
 
     kind: FactorKind
     column: str
     columns: tuple[str, ...] = ()
     level: str = ""
+    group: str = ""
 
     def __post_init__(self) -> None:
         if not self.columns:
@@ -66,7 +72,9 @@ class Factor:
         if self.kind == "dummy":
             return f"C({column})[T.{self.level}]"
         if self.level:
-            return _WRAP[self.kind].format(f"C({column})[T.{self.level}]")
+            column = f"C({column})[T.{self.level}]"
+        if self.group:
+            column = f"{column}, {self.group}"
         return _WRAP[self.kind].format(column)
 
     def __str__(self) -> str:

@@ -47,7 +47,9 @@ class Derived:
     parents : tuple of str
         Plan variables it is computed from (``cwc(x)``: ``x`` and ``cm(x)``).
     detail : str
-        For ``dummy`` the level; for ``expr`` the Python expression.
+        For ``dummy`` the level; for ``expr`` the Python expression; for ``cm`` in
+        a plan with several grouping factors, the grouping factor averaged over
+        (``cm(x, school)``; empty: ``Plan.cluster``).
     """
 
     name: str
@@ -126,6 +128,13 @@ class Plan(VariableLookup):
     cells : tuple of Cell
     derived_defs : tuple of Derived
     visit : tuple of str
+    groupings : tuple of str
+        Every grouping factor: ``(cluster,)`` for a two-level plan, ``()`` without
+        clusters; with several, innermost first for nested factors
+        (``("school:class", "school")``), formula order for crossed ones.
+        ``cluster`` is ``groupings[0]``.
+    nesting : {"", "nested", "crossed"}
+        How several grouping factors relate in the data (``""``: at most one).
     """
 
     formula: str
@@ -136,8 +145,19 @@ class Plan(VariableLookup):
     cells: tuple[Cell, ...]
     derived_defs: tuple[Derived, ...]
     visit: tuple[str, ...]
+    groupings: tuple[str, ...] = ()
+    nesting: Literal["", "nested", "crossed"] = ""
 
     # ------------------------------------------------------------------ views
+
+    def __post_init__(self) -> None:
+        if not self.groupings and self.cluster is not None:
+            object.__setattr__(self, "groupings", (self.cluster,))
+
+    @property
+    def several_groupings(self) -> bool:
+        """More than one grouping factor (a three-level or crossed plan)."""
+        return len(self.groupings) > 1
 
     @property
     def targets(self) -> list[str]:

@@ -94,6 +94,10 @@ class TargetBatch:
         Number of categories of a target imputed as codes ``0 .. K-1`` (else 0).
     donors : int
         Donor pool size of predictive mean matching.
+    blocks : tuple of (Grouping, Grouping)
+        Extra random-intercept blocks (``multilevel`` scope): for each grouping
+        factor after the first, the clusters of the observed and of the missing
+        rows. Empty for the other scopes.
     """
 
     name: str
@@ -109,6 +113,7 @@ class TargetBatch:
     g_mis: Grouping
     n_categories: int = 0
     donors: int = 5
+    blocks: tuple[tuple[Grouping, Grouping], ...] = ()
 
     @property
     def chains(self) -> int:

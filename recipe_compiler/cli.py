@@ -7,6 +7,9 @@
     recipe-compiler impute data.csv --plan plan.json --out imp.parquet --plots figures
     recipe-compiler analyze --example brandsma "lpo ~ iqv + (1 | sch)" --m 5 --seed 1
 
+``analyze`` fits the analysis model by REML, as lme4's ``lmer`` and ``imp.fit`` do;
+``--ml`` fits it by maximum likelihood (as the book does).
+
 Exit codes: 0 success; 2 bad input (a formula, option, data or plan error, an
 unreadable file, bad arguments, an output that would overwrite an input), with
 the message on stderr and no traceback; 130 interrupted (Ctrl-C, SIGINT); 143
@@ -424,7 +427,11 @@ def _parser() -> argparse.ArgumentParser:
         usage=f"{PROG} analyze (DATA | --example NAME) FORMULA [options]")
     sub.add_argument("--analysis", metavar="FORMULA",
                      help="the model to fit, if not FORMULA (e.g. with cm() terms)")
-    sub.add_argument("--reml", action="store_true", help="fit by REML (default: ML)")
+    how = sub.add_mutually_exclusive_group()
+    how.add_argument("--reml", dest="reml", action="store_true", default=True,
+                     help="fit by restricted maximum likelihood (the default, as lme4's lmer)")
+    how.add_argument("--ml", dest="reml", action="store_false",
+                     help="fit by maximum likelihood (as the book; to compare fixed effects)")
     sub.set_defaults(command=_analyze)
     return parser
 

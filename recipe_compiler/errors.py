@@ -7,6 +7,7 @@ callers may catch either.
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterable
 
 
@@ -55,19 +56,34 @@ class DataWarning(UserWarning):
 
 
 def render_span(formula: str, span: tuple[int, int] | None) -> str:
-    """Return ``formula`` with a line of carets under ``span`` (start, end).
+    r"""Return ``formula`` with a line of carets under ``span`` (start, end).
+
+    ``span`` indexes ``formula``. A formula written over several lines shows the line
+    that holds the start of the span, labelled with its number, with the carets under
+    it (up to the end of that line); without a span it shows every line. Tabs before
+    the span are repeated in the caret line, so the carets stay under the span.
 
     >>> print(render_span("y ~ a + b", (4, 5)))
         y ~ a + b
             ^
+    >>> print(render_span("y ~ a +\n  b + (1 | g)", (10, 11)))
+        line 2:   b + (1 | g)
+                  ^
     """
-    lines = f"    {formula}"
+    lines = formula.splitlines(keepends=True) or [""]
+    texts = [(line.splitlines() or [""])[0] for line in lines]
     if span is None:
-        return lines
+        return "\n".join(f"    {text}" for text in texts)
     start, end = span
     start = max(0, min(start, len(formula)))
-    end = max(start + 1, min(end, len(formula) + 1))
-    return f"{lines}\n    {' ' * start}{'^' * (end - start)}"
+    ends = list(itertools.accumulate(len(line) for line in lines))
+    k = next((i for i, e in enumerate(ends) if start < e), len(lines) - 1)
+    text = texts[k]
+    column = min(start - (ends[k] - len(lines[k])), len(text))
+    width = max(1, min(end - start, len(text) - column))
+    label = f"line {k + 1}: " if len(lines) > 1 else ""
+    pad = "".join("\t" if c == "\t" else " " for c in label + text[:column])
+    return f"    {label}{text}\n    {pad}{'^' * width}"
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:

@@ -266,3 +266,30 @@ def test_analyze_fits_the_analysis_formula(recorder: Recorder,
     assert f"Analysis model: {analysis}  (2 imputations, REML)" in shown
     assert "Pooled fixed effects (Rubin's rules):" in shown and "(Intercept)" in shown
     assert "Residual~~Residual" in shown
+
+
+@pytest.mark.parametrize(("flags", "reml", "shown"), [
+    ([], True, "REML"), (["--reml"], True, "REML"), (["--ml"], False, "ML")])
+def test_analyze_fits_by_reml_unless_told_ml(flags: list[str], reml: bool, shown: str,
+                                             recorder: Recorder, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """REML by default, as lme4's ``lmer`` and ``imp.fit``; ``--ml`` for maximum likelihood."""
+    asked: list[bool] = []
+    fit = FakeImputations.fit
+
+    def spy(self: FakeImputations, formula: str, reml: bool = False) -> Any:
+        asked.append(reml)
+        return fit(self, formula, reml=reml)
+
+    monkeypatch.setattr(FakeImputations, "fit", spy)
+    code = cli.main(["analyze", "--example", "brandsma", FORMULA, "--m", "2", "--maxit", "1",
+                     *flags])
+    assert code == 0 and asked == [reml]
+    assert f"(2 imputations, {shown})" in capsys.readouterr().out
+
+
+def test_analyze_refuses_both_ml_and_reml(recorder: Recorder,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["analyze", "--example", "brandsma", FORMULA, "--ml", "--reml"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert recorder.calls == []

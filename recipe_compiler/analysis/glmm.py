@@ -49,14 +49,8 @@ from .laplace import (
     conditional_vcov,
     hessian,
 )
-from .lmm import (
-    _START,
-    SINGULAR_TOL,
-    LMMResult,
-    _check_design,
-    _check_rank,
-    fit_design,
-)
+from .lmm import LMMResult, fit_design
+from .lmm_core import SINGULAR_TOL, START, check_design, check_rank
 from .lmm_result import (
     fixed_effects_lines,
     random_effects_lines,
@@ -127,7 +121,7 @@ class GLMMResult:
         Rows used, clusters, rows left out by listwise deletion.
     converged, boundary : bool
         The optimiser reached a vanishing projected gradient; some diagonal
-        element of ``theta`` is below :data:`~recipe_compiler.analysis.lmm.SINGULAR_TOL`
+        element of ``theta`` is below :data:`~recipe_compiler.analysis.lmm_core.SINGULAR_TOL`
         (lme4's ``isSingular``).
     theta : numpy.ndarray
         lme4's ``theta``: the lower triangle of ``Lambda``, column by column.
@@ -300,13 +294,14 @@ def fit_glmm_design(design: Design, *, family: str = "binomial") -> GLMMResult |
     check_family(family)
     if family == "gaussian":
         return fit_design(design, reml=False)
-    _check_design(design)
+    check_design(design)
     _check_binary(design)
-    _check_rank(design.X.T @ design.X, design.X, design.x_names, "fixed-effects design X")
-    _check_rank(design.Z.T @ design.Z, design.Z, design.z_names, "random-effects design Z")
+    check_rank(design.Z.T @ design.Z, design.Z, design.z_names, "random-effects design Z")
     cl = clusters(design)
+    check_rank(cl.X.T @ cl.X, design.X, design.x_names, "fixed-effects design X",
+               shift=cl.units.x_shift)
     beta0 = _logistic_start(cl, design)
-    phi0 = np.concatenate([np.where(cl.tri[0] == cl.tri[1], _START, 0.0), beta0])
+    phi0 = np.concatenate([np.where(cl.tri[0] == cl.tri[1], START, 0.0), beta0])
     objective = Objective(cl)
     try:
         res = optimize.minimize(objective, phi0, jac=True, method="TNC", bounds=_bounds(cl),
@@ -328,7 +323,7 @@ def check_family(family: str) -> None:
 
 def _check_binary(design: Design) -> None:
     """Raise a :class:`DataError` unless the outcome is 0/1 (a constant one is refused by
-    :func:`~recipe_compiler.analysis.lmm._check_design`)."""
+    :func:`~recipe_compiler.analysis.lmm_core.check_design`)."""
     y = design.y
     bad = ~((y == 0) | (y == 1))
     if bad.any():

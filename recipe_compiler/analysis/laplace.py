@@ -19,6 +19,8 @@ import numpy as np
 from scipy import special
 
 from .design import Design
+from .lmm_core import lambda_matrix
+from .lmm_units import WorkingUnits, working_arrays
 
 __all__ = ["MAX_HALVING", "Clusters", "Mode", "Objective", "clusters", "conditional_vcov",
            "hessian", "laplace"]
@@ -43,13 +45,13 @@ class Clusters:
 
     ``Z`` is used divided by ``scale`` (its column root mean squares), as in the
     LMM fitter; then ``Lambda = Lambda_scaled / scale[:, None]``. ``X`` is used in
-    working units: centred (when it has an intercept) and scaled columns, so that
-    ``beta = x_map @ beta_working``.
+    the working ``units`` of the LMM fitters (:mod:`.lmm_units`: centred when it has an
+    intercept, columns scaled by powers of two), so that ``beta = x_map @ beta_working``.
     """
 
     y: np.ndarray  # (n,)
     X: np.ndarray  # (n, p), working units
-    x_map: np.ndarray  # (p, p)
+    units: WorkingUnits
     Z: np.ndarray  # (n, q), column-scaled
     zz: np.ndarray  # (n, q, q): z_i z_i'
     counts: np.ndarray  # (G,)
@@ -69,11 +71,14 @@ class Clusters:
     def ntheta(self) -> int:
         return len(self.tri[0])
 
+    @property
+    def x_map(self) -> np.ndarray:
+        """``A`` with ``X_working = X A`` (:attr:`.lmm_units.WorkingUnits.x_map`)."""
+        return self.units.x_map
+
     def lam(self, theta: np.ndarray) -> np.ndarray:
         """The (scaled) relative covariance factor with lower triangle ``theta``."""
-        lam = np.zeros((self.q, self.q))
-        lam[self.tri] = theta
-        return lam
+        return lambda_matrix(theta, self)
 
     def per_cluster(self, a: np.ndarray) -> np.ndarray:
         """Sums of ``a`` (rows in cluster order) over the rows of each cluster."""
@@ -84,35 +89,24 @@ class Clusters:
         return np.repeat(a, self.counts, axis=0)
 
 
-def _working_x(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` in working units and the map ``A`` with ``X beta = X_w (A^-1 beta)``.
-
-    With an intercept column, every other column ``j`` becomes ``(x_j - mu_j) / s_j``
-    (mean, root mean square after centring); without one, ``x_j / s_j``. The rank
-    check has refused constant and all-zero columns before.
-    """
-    ones = np.flatnonzero((X == 1.0).all(axis=0))
-    shift = X.mean(axis=0) if ones.size else np.zeros(X.shape[1])
-    shift[ones] = 0.0
-    scale = np.sqrt(((X - shift) ** 2).mean(axis=0))
-    scale[ones] = 1.0
-    x_map = np.diag(1.0 / scale)
-    if ones.size:
-        x_map[ones[0]] -= shift / scale
-    return (X - shift) / scale, x_map
-
-
 def clusters(design: Design) -> Clusters:
-    """The rows of ``design`` sorted by cluster, in working units, with the per-row
-    ``z_i z_i'``."""
+    """The rows of ``design`` sorted by cluster, ``X`` in working units, with the per-row
+    ``z_i z_i'``.
+
+    Raises
+    ------
+    DataError
+        A column of ``X`` that is constant but not the intercept, or out of range
+        (:func:`~recipe_compiler.analysis.lmm_units.working_units`).
+    """
     order = np.argsort(design.groups, kind="stable")
-    X, x_map = _working_x(design.X[order])
+    units, X, _ = working_arrays(design)  # the outcome (0/1) keeps its units
     Z = design.Z[order]
     scale = np.sqrt(np.einsum("ij,ij->j", Z, Z) / Z.shape[0])
     Z = Z / scale
     counts = np.bincount(design.groups, minlength=design.n_groups)
     cols, rows = np.triu_indices(Z.shape[1])  # the lower triangle of Lambda, column by column
-    return Clusters(y=design.y[order], X=X, x_map=x_map, Z=Z,
+    return Clusters(y=design.y[order], X=X[order], units=units, Z=Z,
                     zz=Z[:, :, None] * Z[:, None, :], counts=counts,
                     starts=np.concatenate([[0], np.cumsum(counts)[:-1]]), scale=scale,
                     tri=(rows, cols))

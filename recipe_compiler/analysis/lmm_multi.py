@@ -3,8 +3,8 @@
 ``y = X beta + sum_k Z_k b_k + e`` with one term ``(z_names | factor)`` per grouping
 factor: nested designs such as ``(1 | school) + (1 | school:class)`` or ``(1 + x |
 school:class) + (1 | school)``, crossed ones such as ``(1 | rater) + (1 | item)``. Fitted
-by lme4's profiled deviance (ML or REML), factored as
-:mod:`.lmm_multi_deviance` describes, and minimised by the optimiser of :mod:`.lmm`
+by lme4's profiled deviance (REML by default, or ML), factored as
+:mod:`.lmm_multi_deviance` describes, and minimised by the optimiser of :mod:`.lmm_core`
 (bounded truncated Newton with the analytic gradient, restarts from spurious optima),
 with ``X`` and ``y`` in the working units of :mod:`.lmm_units` as the two-level fitter
 has them. The terms are ordered as lme4 orders them, by decreasing number of levels.
@@ -32,10 +32,18 @@ from ..model.parse import parse_formula
 from ..model.spec import ModelSpec
 from . import lmm
 from .design import Design, RandomTerm, build_design, interaction_grouping
-from .lmm import SINGULAR_TOL, LMMResult, _check_design, _check_rank, _converged, _lambda, _optimise
+from .lmm import LMMResult
+from .lmm_core import (
+    SINGULAR_TOL,
+    check_design,
+    check_rank,
+    has_converged,
+    lambda_matrix,
+    optimise,
+)
 from .lmm_multi_deviance import Layout, build_layout, modes, profile
 from .lmm_multi_result import MultiLMMResult, TermFit
-from .lmm_units import WorkingUnits, centring, working_units
+from .lmm_units import WorkingUnits, working_arrays
 
 __all__ = ["MultiDesign", "RandomTerm", "TermSpec", "fit_arrays", "fit_formula", "fit_lmm",
            "fit_multi", "formula_design", "multi_design", "nesting", "random_terms"]
@@ -103,7 +111,7 @@ def formula_design(model: str | ModelSpec, data: pd.DataFrame) -> MultiDesign:
 
 
 def fit_lmm(formula: str, data: pd.DataFrame, *,
-            reml: bool = False) -> LMMResult | MultiLMMResult:
+            reml: bool = True) -> LMMResult | MultiLMMResult:
     """Fit an lme4-style mixed model with one or several grouping factors (``rc.fit_lmm``).
 
     Parameters
@@ -113,8 +121,9 @@ def fit_lmm(formula: str, data: pd.DataFrame, *,
         ``(1 | school/class)`` or crossed ``(1 | rater) + (1 | item)``.
     data : pandas.DataFrame
         Rows with a missing model variable are left out.
-    reml : bool, default False
-        Restricted maximum likelihood instead of maximum likelihood.
+    reml : bool, default True
+        Restricted maximum likelihood (lme4's ``lmer`` default); ``False`` for maximum
+        likelihood (to compare models that differ in their fixed effects).
 
     Returns
     -------
@@ -139,7 +148,7 @@ def fit_lmm(formula: str, data: pd.DataFrame, *,
 
 
 def fit_formula(model: str | ModelSpec, data: pd.DataFrame, *,
-                reml: bool = False) -> MultiLMMResult:
+                reml: bool = True) -> MultiLMMResult:
     """Fit an lme4 formula with several grouping factors: :func:`formula_design`, then
     :func:`fit_multi` (see both for parameters and errors)."""
     return fit_multi(formula_design(model, data), reml=reml)
@@ -270,7 +279,7 @@ def _effects(data: pd.DataFrame, effects: Sequence[str]) -> tuple[np.ndarray, tu
 
 
 def fit_arrays(y: np.ndarray, X: np.ndarray, blocks: Sequence[tuple[np.ndarray, np.ndarray]], *,
-               reml: bool = False, x_names: Sequence[str] | None = None) -> MultiLMMResult:
+               reml: bool = True, x_names: Sequence[str] | None = None) -> MultiLMMResult:
     """Fit a mixed model given as arrays.
 
     Parameters
@@ -281,7 +290,8 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, blocks: Sequence[tuple[np.ndarray, 
         One pair per random-effects term: its design ``(n, q_k)`` (or ``(n,)``) and the
         level of each row (any labels; sorted levels). Terms are named ``g1``, ``g2``,
         ... in the order given, their effects ``z1``, ``z2``, ...
-    reml : bool, default False
+    reml : bool, default True
+        REML (lme4's default) or, with ``False``, ML.
     x_names : sequence of str, optional
         Names of the columns of ``X`` (default ``x1``, ``x2``, ...).
 
@@ -307,19 +317,20 @@ def fit_arrays(y: np.ndarray, X: np.ndarray, blocks: Sequence[tuple[np.ndarray, 
                                  n_dropped=0), reml=reml)
 
 
-def fit_multi(design: MultiDesign, *, reml: bool = False) -> MultiLMMResult:
+def fit_multi(design: MultiDesign, *, reml: bool = True) -> MultiLMMResult:
     """Fit a linear mixed model with several random-effects terms.
 
     Minimises lme4's profiled deviance (ML or REML) over ``theta`` with the optimiser
-    of :func:`recipe_compiler.analysis.lmm.fit_design`; the terms are ordered as lme4
-    orders them (decreasing number of levels, stable), and so are ``theta``,
-    ``terms`` and ``varcorr`` of the result.
+    the two-level fitter uses (:func:`~recipe_compiler.analysis.lmm_core.optimise`); the
+    terms are ordered as lme4 orders them (decreasing number of levels, stable), and so
+    are ``theta``, ``terms`` and ``varcorr`` of the result.
 
     Parameters
     ----------
     design : MultiDesign
-    reml : bool, default False
-        Restricted maximum likelihood instead of maximum likelihood.
+    reml : bool, default True
+        Restricted maximum likelihood (lme4's ``lmer`` default); ``False`` for maximum
+        likelihood (to compare models that differ in their fixed effects).
 
     Returns
     -------
@@ -337,39 +348,25 @@ def fit_multi(design: MultiDesign, *, reml: bool = False) -> MultiLMMResult:
     if not design.terms:
         raise DataError("no random-effects term; a mixed model needs at least one")
     for term in design.terms:
-        _check_design(_as_design(design, term))
+        check_design(_as_design(design, term))
     order = sorted(range(len(design.terms)), key=lambda k: -design.terms[k].grouping.n)
     terms = tuple(design.terms[k] for k in order)
-    units, X, y = _working_units(design)
+    units, X, y = working_arrays(_as_design(design, design.terms[0]))
     lay = build_layout(y, X, [t.Z for t in terms], [t.grouping.codes for t in terms],
                        [t.grouping.n for t in terms])
     p = lay.p
-    _check_rank(lay.wtw[:p, :p], design.X, design.x_names, "fixed-effects design X",
-                shift=units.x_shift)
+    check_rank(lay.wtw[:p, :p], design.X, design.x_names, "fixed-effects design X",
+               shift=units.x_shift)
     for t, ztz in zip(terms, lay.ztz, strict=True):
-        _check_rank(ztz, t.Z, t.z_names, f"random-effects design of the term for '{t.factor}'")
+        check_rank(ztz, t.Z, t.z_names, f"random-effects design of the term for '{t.factor}'")
     try:
-        res = _optimise(lay, reml, profile)
-        return _result(design, terms, lay, units, res.x, reml, converged=_converged(res))
+        res = optimise(lay, reml, profile)
+        return _result(design, terms, lay, units, res.x, reml, converged=has_converged(res))
     except np.linalg.LinAlgError as exc:
         raise DataError(f"the model of '{design.outcome}' cannot be fitted: {exc} in the profiled "
                         "deviance, i.e. the likelihood has no maximum; this happens when "
                         f"'{design.outcome}' is an exact function of the fixed and random effects "
                         "(no residual variance)") from exc
-
-
-def _working_units(design: MultiDesign) -> tuple[WorkingUnits, np.ndarray, np.ndarray]:
-    """``X`` and ``y`` centred and scaled as the two-level fitter works with them
-    (:mod:`.lmm_units`), and the map back."""
-    n, p = design.X.shape
-    xy = np.column_stack([design.X, design.y])
-    shift, intercept = centring(design.X, np.ones(n) @ xy)
-    xy -= shift
-    with np.errstate(over="ignore", under="ignore"):  # out-of-range data: see working_units
-        mean_squares = np.einsum("ij,ij->j", xy, xy) / n
-    units = working_units(_as_design(design, design.terms[0]), shift, intercept, mean_squares)
-    xy /= np.concatenate([units.x_scale, [units.y_scale]])
-    return units, xy[:, :p], xy[:, p]
 
 
 def _as_design(design: MultiDesign, term: RandomTerm) -> Design:
@@ -386,7 +383,7 @@ def _result(design: MultiDesign, terms: tuple[RandomTerm, ...], lay: Layout,
     prof = profile(theta_scaled, lay, reml)
     n, p = lay.nobs, lay.p
     rows, cols = lay.tri
-    lam = _lambda(theta_scaled, lay) / np.concatenate(lay.scale)[:, None]
+    lam = lambda_matrix(theta_scaled, lay) / np.concatenate(lay.scale)[:, None]
     theta = lam[lay.tri]
     sigma2 = prof.pwrss / (n - p if reml else n)
     # back from the working units to those of the design

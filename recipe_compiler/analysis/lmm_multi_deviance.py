@@ -53,7 +53,7 @@ from scipy import linalg
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .lmm import _factor_blocks, _lambda
+from .lmm_core import factor_blocks, lambda_matrix
 
 _BATCH_SOLVE_MAX = 64
 """Components up to this order are solved in one batched LAPACK call; larger ones (a
@@ -252,7 +252,7 @@ def profile(theta: np.ndarray, lay: Layout, reml: bool) -> Profile:
     y] - c1'c1 - e'e`` give ``beta``, the penalised residual sum of squares ``r2`` and
     ``log|X' V^-1 X|``; ``log|A| = 2 sum log diag(L_1) + 2 sum log diag(L_S)``.
     """
-    lam_full = _lambda(theta, lay)
+    lam_full = lambda_matrix(theta, lay)
     bounds = np.concatenate([[0], np.cumsum(lay.sizes)])
     lams = tuple(lam_full[i:j, i:j] for i, j in pairwise(bounds))
     parts = tuple(_eliminate(blk, lams) for blk in lay.blocks)
@@ -291,7 +291,7 @@ def _eliminate(blk: Block, lams: tuple[np.ndarray, ...]) -> _Eliminated:
     a11 = lam1.T @ blk.t11 @ lam1
     a11.reshape(-1, q1 * q1)[:, :: q1 + 1] += 1.0
     rhs = lam1.T @ np.concatenate([blk.t11, blk.t1r, blk.t1w], axis=3)
-    upper1, solved = _factor_blocks(a11.reshape(-1, q1, q1), rhs.reshape(C * J, q1, -1))
+    upper1, solved = factor_blocks(a11.reshape(-1, q1, q1), rhs.reshape(C * J, q1, -1))
     solved = solved.reshape(C, J, q1, -1)
     y11, b0, c1 = solved[..., :q1], solved[..., q1:q1 + m], solved[..., q1 + m:]
     b0f, c1f = b0.reshape(C, jq, m), c1.reshape(C, jq, P)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .lmm_result import _mitml_name, _varcorr_pairs
+from .lmm_result import mitml_name, varcorr_pairs
 
 __all__ = ["MultiLMMResult", "TermFit"]
 
@@ -63,7 +63,7 @@ class MultiLMMResult:
         Rows used; rows left out by listwise deletion.
     reml, converged, boundary : bool
         REML fit; the optimiser converged; some diagonal element of ``theta`` is
-        below :data:`~recipe_compiler.analysis.lmm.SINGULAR_TOL` (lme4's ``isSingular``).
+        below :data:`~recipe_compiler.analysis.lmm_core.SINGULAR_TOL` (lme4's ``isSingular``).
     theta : numpy.ndarray
         lme4's ``theta``: per term, the lower triangle of ``Lambda_k`` column by column.
     x_names : tuple of str
@@ -126,7 +126,7 @@ class MultiLMMResult:
         for t in self.terms:
             grp = t.factor if t.factor not in seen else f"{t.factor}.{seen[t.factor]}"
             seen[t.factor] = seen.get(t.factor, 0) + 1
-            rows, cols = _varcorr_pairs(len(t.z_names))
+            rows, cols = varcorr_pairs(len(t.z_names))
             cov = t.cov.to_numpy()
             sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -151,8 +151,8 @@ class MultiLMMResult:
         grouping factors).
         """
         vc = self.varcorr.iloc[:-1]
-        a = [_mitml_name(v) for v in vc["var1"]]
-        b = [_mitml_name(w) if pd.notna(w) else v for v, w in zip(a, vc["var2"], strict=True)]
+        a = [mitml_name(v) for v in vc["var1"]]
+        b = [mitml_name(w) if pd.notna(w) else v for v, w in zip(a, vc["var2"], strict=True)]
         index = [f"{x}~~{y}|{g}" for x, y, g in zip(a, b, vc["grp"], strict=True)]
         values = [*vc["vcov"], self.sigma2]
         index.append("Residual~~Residual")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["LMMResult", "fixed_effects_lines", "random_effects_lines", "varcorr_frame",
-           "variance_component_series"]
+__all__ = ["LMMResult", "fixed_effects_lines", "mitml_name", "random_effects_lines",
+           "varcorr_frame", "varcorr_pairs", "variance_component_series"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,7 +39,7 @@ class LMMResult:
         Rows used, clusters, rows left out by listwise deletion.
     reml, converged, boundary : bool
         REML fit; the optimiser reported convergence; some diagonal element of
-        ``theta`` is below :data:`.lmm.SINGULAR_TOL` (a variance at 0 or a singular
+        ``theta`` is below :data:`.lmm_core.SINGULAR_TOL` (a variance at 0 or a singular
         random-effects covariance matrix, lme4's ``isSingular``).
     theta : numpy.ndarray
         lme4's ``theta``: the lower triangle of ``Lambda``, column by column.
@@ -128,12 +128,16 @@ class LMMResult:
         return self.summary()
 
 
-def _mitml_name(name: str) -> str:
+def mitml_name(name: str) -> str:
+    """A random effect's name as mitml writes it in variance components: ``Intercept``
+    for lme4's ``(Intercept)``, other names unchanged."""
     return "Intercept" if name == "(Intercept)" else name
 
 
-def _varcorr_pairs(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of lme4's VarCorr order: variances, then ``i < j`` row-wise."""
+def varcorr_pairs(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the elements of a ``q x q`` covariance matrix in lme4's
+    ``VarCorr`` order: the variances, then the covariances ``(i, j)``, ``i < j``, row by
+    row."""
     upper = np.triu_indices(q, 1)
     diag = np.arange(q)
     return np.concatenate([diag, upper[0]]), np.concatenate([diag, upper[1]])
@@ -162,7 +166,7 @@ def varcorr_frame(cov: np.ndarray, z_names: tuple[str, ...], cluster: str, *,
         ``z_names`` order, then the covariances ``(i, j)``, ``i < j``, row by row
         (with correlations in ``sdcor``), then the residual row if any.
     """
-    rows, cols = _varcorr_pairs(len(z_names))
+    rows, cols = varcorr_pairs(len(z_names))
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     vcov = cov[rows, cols]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -202,8 +206,8 @@ def variance_component_series(cov: np.ndarray, z_names: tuple[str, ...], cluster
         ``varcorr`` order, then the residual entries if any. ``(Intercept)`` is
         written ``Intercept``.
     """
-    names = [_mitml_name(n) for n in z_names]
-    rows, cols = _varcorr_pairs(len(names))
+    names = [mitml_name(n) for n in z_names]
+    rows, cols = varcorr_pairs(len(names))
     index = [f"{names[i]}~~{names[j]}|{cluster}" for i, j in zip(rows, cols, strict=True)]
     values = list(cov[rows, cols])
     if residual is not None:

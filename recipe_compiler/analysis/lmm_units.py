@@ -12,7 +12,9 @@ where ``c`` and ``mu_j`` are means when ``X`` has an intercept (a column of ones
 it is: ``mu = 0``, ``s = 1`` there) and 0 otherwise, and ``s_y``, ``s_j`` are root mean
 squares after centring, rounded to powers of two so that scaling is exact in floating
 point (it may then be applied to the cross-products instead of the data). ``Z`` is not
-changed here.
+changed here. The two-level LMM fitter scales its cross-products (:func:`centring`,
+:func:`working_units`); the multi-term LMM fitter and, for ``X``, the logistic GLMM fitter
+scale the data (:func:`working_arrays`).
 
 The model is equivariant under this change of units. With ``beta*``, ``sigma*^2``,
 ``b*`` fitted on ``(y*, X*)`` and ``e_0`` the unit vector of the intercept:
@@ -37,7 +39,7 @@ import numpy as np
 from ..errors import DataError
 from .design import Design
 
-__all__ = ["WorkingUnits", "centring", "working_units"]
+__all__ = ["WorkingUnits", "centring", "working_arrays", "working_units"]
 
 _MIN_SQUARE, _MAX_SQUARE = 2.0 ** -1000, 2.0 ** 1000
 """The range of mean squares of a centred column that the fitter accepts: beyond it,
@@ -66,12 +68,20 @@ class WorkingUnits:
     y_scale: float
     intercept: int | None
 
-    def fixef(self, beta: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed effects and their covariance matrix in the original units."""
+    @property
+    def x_map(self) -> np.ndarray:
+        """``A``, shape ``(p, p)``, with ``X* = X A``: ``diag(1 / s)`` less ``mu / s`` in the
+        intercept's row. Coefficients ``beta*`` of ``X*`` are ``beta = A beta*`` of ``X``."""
         a = np.diag(1.0 / self.x_scale)
-        out = self.y_scale * beta / self.x_scale
         if self.intercept is not None:
             a[self.intercept] -= self.x_shift / self.x_scale
+        return a
+
+    def fixef(self, beta: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed effects and their covariance matrix in the original units."""
+        a = self.x_map
+        out = self.y_scale * beta / self.x_scale
+        if self.intercept is not None:
             out[self.intercept] = self.y_scale * beta[self.intercept] + self.y_shift - (
                 self.x_shift @ out)
         return out, self.y_scale ** 2 * (a @ vcov @ a.T)
@@ -108,6 +118,37 @@ def centring(X: np.ndarray, sums: np.ndarray) -> tuple[np.ndarray, int | None]:
             shift[j] = 0.0
             return shift, int(j)
     return np.zeros_like(sums), None
+
+
+def working_arrays(design: Design) -> tuple[WorkingUnits, np.ndarray, np.ndarray]:
+    """``X`` and ``y`` of ``design`` in working units, and the units.
+
+    The fitters that work with the data rather than with their cross-products (the
+    multi-term LMM, the logistic GLMM for ``X``) use this; centring and then scaling by
+    powers of two is exact but for the rounding of the centring.
+
+    Returns
+    -------
+    units : WorkingUnits
+    X : numpy.ndarray, shape (n, p)
+        ``X*``.
+    y : numpy.ndarray, shape (n,)
+        ``y*``.
+
+    Raises
+    ------
+    DataError
+        As :func:`working_units`.
+    """
+    n, p = design.X.shape
+    xy = np.column_stack([design.X, design.y])
+    shift, intercept = centring(design.X, np.ones(n) @ xy)
+    xy -= shift
+    with np.errstate(over="ignore", under="ignore"):  # out-of-range data: see working_units
+        mean_squares = np.einsum("ij,ij->j", xy, xy) / n
+    units = working_units(design, shift, intercept, mean_squares)
+    xy /= np.concatenate([units.x_scale, [units.y_scale]])
+    return units, xy[:, :p], xy[:, p]
 
 
 def working_units(design: Design, shift: np.ndarray, intercept: int | None,

@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import optimize
 
-from recipe_compiler.analysis import lmm
+from recipe_compiler.analysis import lmm, lmm_core
 from recipe_compiler.analysis.design import Design
 from recipe_compiler.analysis.lmm import LMMResult, fit_design, fit_lmm
 from recipe_compiler.errors import DataError
@@ -107,7 +107,7 @@ def test_row_order_does_not_change_the_fit() -> None:
 
 def test_random_intercept_matches_statsmodels_mixedlm() -> None:
     design = simulate(4, n_groups=80, psi=((0.8,),))
-    ours = fit_design(design)
+    ours = fit_design(design, reml=False)
     sm_fit = sm.MixedLM(design.y, design.X, groups=design.groups,
                         exog_re=design.Z).fit(reml=False, method=["powell", "lbfgs"])
     assert ours.loglik == pytest.approx(sm_fit.llf, abs=1e-4)
@@ -138,7 +138,7 @@ def test_simulation_recovers_truth_and_standard_errors_are_calibrated() -> None:
     """
     reps = 100
     est = np.array([np.r_[f.fixef, f.cov_re.to_numpy()[[0, 1, 1], [0, 0, 1]], f.sigma2, f.se]
-                    for f in (fit_design(simulate(seed)) for seed in range(reps))])
+                    for f in (fit_design(simulate(seed), reml=False) for seed in range(reps))])
     truth = np.array([1.0, 0.5, -0.3, 1.0, 0.3, 0.5, 1.0])
     mc_sd = np.array([0.06, 0.043, 0.056, 0.09, 0.05, 0.052, 0.028])
     np.testing.assert_array_less(np.abs(est[:, :7].mean(axis=0) - truth), 4 * mc_sd / np.sqrt(reps))
@@ -156,22 +156,30 @@ def test_optimum_does_not_depend_on_the_start(monkeypatch: pytest.MonkeyPatch,
     diagonal blocking a sign change, a zero column at a saddle); the restarts
     must reach the same optimum from every start."""
     design = simulate(4, n_groups=60, psi=((1.0, -0.2), (-0.2, 0.05)))
-    reference = fit_design(design)
-    monkeypatch.setattr(lmm, "_START", start)
-    assert fit_design(design).loglik == pytest.approx(reference.loglik, abs=1e-6)
+    reference = fit_design(design, reml=False)
+    monkeypatch.setattr(lmm_core, "START", start)
+    assert fit_design(design, reml=False).loglik == pytest.approx(reference.loglik, abs=1e-6)
 
 
 def test_without_restarts_the_default_start_stops_early(monkeypatch: pytest.MonkeyPatch) -> None:
     """Guards that the data above do exercise the restarts."""
     design = simulate(4, n_groups=60, psi=((1.0, -0.2), (-0.2, 0.05)))
-    best = fit_design(design).loglik
-    monkeypatch.setattr(lmm, "_MAX_RESTARTS", 0)
-    assert fit_design(design).loglik < best - 1.0
+    best = fit_design(design, reml=False).loglik
+    monkeypatch.setattr(lmm_core, "MAX_RESTARTS", 0)
+    assert fit_design(design, reml=False).loglik < best - 1.0
+
+
+def _escape(res: optimize.OptimizeResult, cp: object) -> np.ndarray | None:
+    return lmm_core._escape_point(res, cp, False, lmm._profile)
+
+
+def _minimise(theta: np.ndarray, cp: object) -> optimize.OptimizeResult:
+    return lmm_core._minimise(theta, cp, False, lmm._profile)
 
 
 def test_escape_point_flips_a_column_blocked_by_its_sign() -> None:
     cp = lmm._cross_products(simulate(7, n_groups=60))
-    best = lmm._optimise(cp, False)
+    best = lmm_core.optimise(cp, False, lmm._profile)
     # Lambda_00 = 0 with Lambda_10 of the sign that makes d deviance / d Lambda_00 > 0
     for sign in (1.0, -1.0):
         theta = np.array([0.0, sign * 0.3, 0.2])
@@ -179,23 +187,23 @@ def test_escape_point_flips_a_column_blocked_by_its_sign() -> None:
         if prof.gradient[0] > 0:
             break
     stuck = optimize.OptimizeResult(x=theta, fun=prof.deviance, jac=prof.gradient)
-    restart = lmm._escape_point(stuck, cp, False)
+    restart = _escape(stuck, cp)
     assert restart is not None
     np.testing.assert_array_equal(restart, [0.0, -theta[1], 0.2])
     assert lmm._profile(restart, cp, False).gradient[0] < 0
-    assert lmm._minimise(restart, cp, False).fun == pytest.approx(best.fun, abs=1e-6)
+    assert _minimise(restart, cp).fun == pytest.approx(best.fun, abs=1e-6)
 
 
 def test_escape_point_leaves_a_saddle_along_a_negative_curvature() -> None:
     cp = lmm._cross_products(simulate(7, n_groups=60))
-    best = lmm._optimise(cp, False)
+    best = lmm_core.optimise(cp, False, lmm._profile)
     # the slope column of Lambda at 0: a stationary point in theta, not an optimum
-    stuck = lmm._minimise(np.array([0.5, 0.0, 0.0]), cp, False)
+    stuck = _minimise(np.array([0.5, 0.0, 0.0]), cp)
     assert stuck.x[2] == 0.0 and stuck.fun > best.fun + 1.0
-    restart = lmm._escape_point(stuck, cp, False)
+    restart = _escape(stuck, cp)
     assert restart is not None
-    assert lmm._minimise(restart, cp, False).fun == pytest.approx(best.fun, abs=1e-6)
-    assert lmm._escape_point(best, cp, False) is None
+    assert _minimise(restart, cp).fun == pytest.approx(best.fun, abs=1e-6)
+    assert _escape(best, cp) is None
 
 
 # ----------------------------------------------------------------------------- boundary fits
@@ -208,7 +216,7 @@ def test_zero_between_cluster_variance_gives_boundary_fit() -> None:
     noise -= np.bincount(g, noise)[g] / 6  # cluster means exactly 0: ML variance is 0
     x = rng.normal(size=g.size)
     X = np.column_stack([np.ones(g.size), x])
-    fit = fit_design(make_design(2.0 + x + noise, X, X[:, :1].copy(), g))
+    fit = fit_design(make_design(2.0 + x + noise, X, X[:, :1].copy(), g), reml=False)
     assert fit.boundary and fit.converged
     assert fit.theta[0] == 0.0
     assert fit.variance_components()["ICC|g"] == 0.0
@@ -244,7 +252,7 @@ def slope_fit() -> LMMResult:
     design = simulate(10, n_groups=50, psi=((1.0, 0.2, 0.1), (0.2, 0.5, 0.0), (0.1, 0.0, 0.3)))
     names = ("(Intercept)", "ses", "iqv")
     return fit_design(Design(**{**design.__dict__, "x_names": names, "z_names": names,
-                                "Z": design.X.copy(), "cluster": "sch"}))
+                                "Z": design.X.copy(), "cluster": "sch"}), reml=False)
 
 
 def test_varcorr_is_laid_out_as_lme4s_as_data_frame(slope_fit: LMMResult) -> None:

@@ -62,6 +62,20 @@ def test_formula_fits_match_lme4(key: str, formula: str, frames: dict[str, pd.Da
     assert fit.ngroups.to_dict() == ref["ngrps"] and fit.nobs == ref["nobs"]
 
 
+@pytest.mark.parametrize("model", ["nested_intercepts", "crossed_intercepts"])
+def test_reml_is_the_default_as_in_lme4(model: str, frames: dict[str, pd.DataFrame]) -> None:
+    """``rc.fit_lmm`` defaults to REML, as ``lmer`` (and ``imp.fit``), for one grouping
+    factor and for several; ``reml=False`` gives the ML fit."""
+    formula = FORMULAS[model][0]
+    data = frames[REFERENCE[f"{model}_reml"]["data"]]
+    fit, ml = rc.fit_lmm(formula, data), rc.fit_lmm(formula, data, reml=False)
+    assert fit.reml and not ml.reml
+    assert fit.loglik == pytest.approx(REFERENCE[f"{model}_reml"]["loglik"], rel=1e-6)
+    assert ml.loglik == pytest.approx(REFERENCE[f"{model}_ml"]["loglik"], rel=1e-6)
+    single = rc.fit_lmm("y ~ x + (1 | item)", frames["crossed"])
+    assert isinstance(single, rc.LMMResult) and single.reml
+
+
 def test_summary_says_nested(frames: dict[str, pd.DataFrame]) -> None:
     fit = rc.fit_lmm("y ~ x + w + z + (1 | school/class)", frames["nested"])
     assert isinstance(fit, MultiLMMResult)
@@ -126,15 +140,15 @@ def test_single_factor_fitters_refuse_several(frames: dict[str, pd.DataFrame]) -
         rc.fit_glmm("b ~ x + (1 | rater) + (1 | item)", data)
 
 
-@pytest.mark.parametrize("approach", ["fcs", "smc"])
-def test_imputation_refuses_several_factors(approach: str,
-                                            frames: dict[str, pd.DataFrame]) -> None:
+def test_smc_imputation_refuses_several_factors(frames: dict[str, pd.DataFrame]) -> None:
+    """FCS plans take several grouping factors (``tests/compiler/test_multilevel.py``);
+    the model-based approach does not yet."""
     data = frames["nested"].copy()
     data.loc[data.index[::7], "x"] = np.nan
     formula = "y ~ x + w + (1 | school/class)"
     with pytest.raises(FormulaError, match=r"three-level and crossed models is not available "
                        r"yet .* rc\.fit_lmm") as exc:
-        rc.compile(formula, data, approach=approach)
+        rc.compile(formula, data, approach="smc")
     assert str(exc.value).splitlines()[-1].strip() == "^" * len("(1 | school/class)")
 
 

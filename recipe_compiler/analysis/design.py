@@ -18,13 +18,14 @@ import numpy as np
 import pandas as pd
 
 from ..data.grouping import Grouping
-from ..data.schema import categorical, check_columns, require_columns
-from ..errors import DataError, FormulaError, render_span
+from ..data.levels import nesting_of
+from ..data.schema import categorical, check_columns
+from ..errors import DataError, FormulaError
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..model.terms import Coded, FactorValues, factor_column, indicators, term_matrix
 
-__all__ = ["Design", "RandomTerm", "build_design", "interaction_grouping"]
+__all__ = ["Design", "RandomTerm", "build_design"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +103,8 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
 
     ``cm(x)`` is the mean of the observed ``x`` of each cluster, computed before
     rows with a missing model variable are left out (as the FIMD examples do);
-    ``cwc(x)`` is ``x - cm(x)``. Categorical factors use treatment contrasts with
+    ``cwc(x)`` is ``x - cm(x)``; ``cm(x, g)`` / ``cwc(x, g)`` the same over the
+    clusters of the grouping factor ``g``. Categorical factors use treatment contrasts with
     the levels found in the whole column (indicators where the model lacks the
     term's margin, see :func:`~recipe_compiler.model.terms.term_matrix`).
 
@@ -112,10 +114,13 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
         An lme4-style formula with a random part.
     data : pandas.DataFrame
     several : bool, default False
-        Accept several grouping factors (for the multi-term fitter): the
-        innermost term (the factor with the most levels; the first written on a
-        tie) goes into ``Z``, and ``cm(x)`` / ``cwc(x)`` use its clusters; the
-        other terms into ``more_terms``. Their grouping columns must be complete.
+        Accept several grouping factors (for the multi-term fitter): the term
+        of the factor with the most levels (the first on a tie) goes into ``Z``, the
+        other terms into ``more_terms``. ``cm(x, g)`` / ``cwc(x, g)`` use the clusters
+        of the factor ``g``; plain ``cm(x)`` / ``cwc(x)`` those of the innermost
+        factor (:func:`~recipe_compiler.data.levels.nesting`: for nested factors the
+        innermost, for crossed ones the first in the formula). The grouping columns
+        must be complete.
 
     Returns
     -------
@@ -139,7 +144,7 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
                            f"{len(spec.randoms)} ({', '.join(r.cluster for r in spec.randoms)}); "
                            "rc.fit_lmm fits linear mixed models with several", spec.formula,
                            spec.randoms[1].span)
-    _check_columns(spec, data)
+    check_columns(spec, data)
     spec = _categorical_terms(spec, data)
     grouping_columns = spec.grouping_columns
     used = [c for c in spec.columns if c not in grouping_columns] + list(grouping_columns)
@@ -152,11 +157,14 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
     clustered = np.all(observed[:, len(used) - len(grouping_columns):], axis=1)
     single = len(spec.randoms) == 1
     frame = data if clustered.all() or not single else data.loc[clustered]
-    groupings = [interaction_grouping(frame, r.factors) for r in spec.randoms]
+    by_name = {r.cluster: Grouping.from_columns(frame, r.factors) for r in spec.randoms}
+    if not single:  # cm(x): the innermost factor as the data say (nested) or the first
+        spec = spec.with_innermost(nesting_of(list(by_name.values())).innermost)
+    groupings = [by_name[r.cluster] for r in spec.randoms]
     inner = int(np.argmax([g.n for g in groupings]))
     random = spec.randoms[inner]
     rows = complete[clustered] if single else complete
-    values = _factor_values(spec, frame, groupings[inner], rows)
+    values = _factor_values(spec, frame, by_name, rows)
     n = int(complete.sum())
     X, x_names = term_matrix(spec.terms, spec.intercept, values, n)
     Z, z_names = term_matrix(random.slopes, random.intercept, values, n)
@@ -179,46 +187,6 @@ def build_design(model: str | ModelSpec, data: pd.DataFrame, *,
     )
 
 
-def interaction_grouping(data: pd.DataFrame, columns: tuple[str, ...]) -> Grouping:
-    """The grouping by ``columns`` (their interaction ``a:b`` if several), levels in sorted
-    order, each named by its labels joined by ``:``.
-
-    Raises
-    ------
-    DataError
-        A column not in ``data`` or with missing values (see
-        :meth:`~recipe_compiler.data.grouping.Grouping.from_column`).
-    """
-    parts = [Grouping.from_column(data, c, min_clusters=1) for c in columns]
-    if len(parts) == 1:
-        return parts[0]
-    combined = np.ravel_multi_index([g.codes for g in parts], [g.n for g in parts])
-    levels, codes = np.unique(combined, return_inverse=True)
-    at = np.unravel_index(levels, [g.n for g in parts])
-    label = pd.Series(np.asarray(parts[0].labels, dtype=object)[at[0]]).astype(str)
-    for g, idx in zip(parts[1:], at[1:], strict=True):
-        label = label + ":" + pd.Series(np.asarray(g.labels, dtype=object)[idx]).astype(str)
-    return Grouping(codes=codes.astype(np.intp), n=len(levels), name=":".join(columns),
-                    labels=tuple(label))
-
-
-def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
-    """:func:`~recipe_compiler.data.schema.check_columns`, for every grouping column."""
-    if len(spec.randoms) == 1 and spec.random is not None and len(spec.random.factors) == 1:
-        check_columns(spec, data)
-        return
-    grouping = set(spec.grouping_columns)
-
-    def caret(col: str) -> str:
-        span = spec.span_of(col, "random") if col in grouping else spec.span_of(col)
-        return f"\n{render_span(spec.formula, span)}" if span else ""
-
-    require_columns(data, [c for c in spec.columns if c not in grouping],
-                    "column '{}' of the formula", caret)
-    require_columns(data, list(spec.grouping_columns), "grouping variable '{}' of the formula",
-                    caret)
-
-
 def _compact(grouping: Grouping, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cluster codes of ``rows`` renumbered over the clusters that have such rows, and
     those clusters' codes in ``grouping``."""
@@ -229,12 +197,14 @@ def _compact(grouping: Grouping, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (np.cumsum(seen) - 1)[codes], np.flatnonzero(seen)
 
 
-def _factor_values(spec: ModelSpec, frame: pd.DataFrame, grouping: Grouping,
+def _factor_values(spec: ModelSpec, frame: pd.DataFrame, groupings: dict[str, Grouping],
                    rows: np.ndarray) -> dict[str, FactorValues]:
     """Each factor's values on ``rows``, by factor name (``cm(iqv)``, ``C(den)``).
 
-    Cluster means use every observed value of the cluster, not only ``rows``.
-    Categorical factors are coded with the levels of the whole column.
+    ``groupings``: the grouping of each factor name; ``cm(x, g)`` uses ``g``'s, plain
+    ``cm(x)`` that of ``spec.random``. Cluster means use every observed value of the
+    cluster, not only ``rows``. Categorical factors are coded with the levels of the
+    whole column.
     """
     numeric: dict[str, np.ndarray] = {}
     out: dict[str, FactorValues] = {}
@@ -242,6 +212,7 @@ def _factor_values(spec: ModelSpec, frame: pd.DataFrame, grouping: Grouping,
         for f in t.factors:
             if f.name in out:
                 continue
+            grouping = groupings[f.group or spec.random.cluster] if spec.random else None
             if f.kind == "cat":
                 x = pd.Categorical(categorical(frame[f.column]).array)
                 out[f.name] = Coded(np.asarray(x.codes)[rows], tuple(map(str, x.categories)))
@@ -284,7 +255,7 @@ def _categorical_terms(spec: ModelSpec, data: pd.DataFrame) -> ModelSpec:
         if f.kind == "var":
             return [Factor("cat", f.column)]
         levels = categorical(data[f.column]).cat.categories[1:]
-        return [Factor(f.kind, f.column, level=str(lv)) for lv in levels]
+        return [Factor(f.kind, f.column, level=str(lv), group=f.group) for lv in levels]
 
     def expand(terms: tuple[Term, ...]) -> tuple[Term, ...]:
         out = [Term(fs) for t in terms for fs in product(*(factor(f) for f in t.factors))]

@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 
 from ..data.grouping import Grouping
+from ..data.levels import nested_in
 from ..errors import DataError, suggest
 from ..model.parse import parse_formula
 from ..model.spec import ModelSpec
 from . import lmm
-from .design import Design, RandomTerm, build_design, interaction_grouping
+from .design import Design, RandomTerm, build_design
 from .lmm import LMMResult
 from .lmm_core import (
     SINGULAR_TOL,
@@ -86,7 +87,8 @@ def formula_design(model: str | ModelSpec, data: pd.DataFrame) -> MultiDesign:
     ----------
     model : str or ModelSpec
         ``y ~ x + (1 + x | school/class)``, ``y ~ x + (1 | rater) + (1 | item)``, ...
-        ``cm(x)`` / ``cwc(x)`` use the innermost factor (the one with the most levels).
+        ``cm(x, g)`` uses the factor ``g``; plain ``cm(x)`` the innermost (nested) or the
+        first written (crossed) factor.
     data : pandas.DataFrame
         Rows with a missing model variable are left out; grouping columns must be
         complete.
@@ -168,9 +170,7 @@ def nesting(terms: Sequence[RandomTerm]) -> tuple[str, ...]:
         for b in ordered[i + 1:]:
             if a.factor == b.factor:
                 continue
-            pairs = np.unique(a.grouping.codes.astype(np.int64) * b.grouping.n
-                              + b.grouping.codes).size
-            how = "nested in" if pairs == a.grouping.n else "crossed with"
+            how = "nested in" if nested_in(a.grouping, b.grouping) else "crossed with"
             out.append(f"{a.factor} ({a.grouping.n}) {how} {b.factor} ({b.grouping.n})")
     return tuple(dict.fromkeys(out))
 
@@ -202,7 +202,7 @@ def random_terms(data: pd.DataFrame, specs: Sequence[TermSpec]) -> tuple[RandomT
         z, names = _effects(data, effects)
         for columns in _factors(grouping):
             terms.append(RandomTerm(Z=z, z_names=names,
-                                    grouping=interaction_grouping(data, columns)))
+                                    grouping=Grouping.from_columns(data, columns)))
     if not terms:
         raise DataError("no random-effects term given; a mixed model needs at least one, "
                         "e.g. (['1'], 'school')")

@@ -57,27 +57,65 @@ class Grouping:
     def from_column(cls, data: pd.DataFrame, column: str, *, min_clusters: int = 2) -> Grouping:
         """Codes of a complete grouping column, clusters in sorted label order.
 
+        ``column`` may also name a compound grouping factor ``"school:class"`` that is
+        not itself a column: each part separated by ``:`` must be a column, and the
+        clusters are the distinct combinations (see :meth:`from_columns`).
+
         Raises
         ------
         DataError
-            The column is not in the data, has missing values, or has fewer than
+            The column (or a part of a compound factor) is not in the data or has
+            missing values (naming the rows), or there are fewer than
             ``min_clusters`` clusters.
         """
+        if column not in data.columns and ":" in column:
+            parts = tuple(column.split(":"))
+            absent = [p for p in parts if p not in data.columns]
+            if not absent:
+                return cls.from_columns(data, parts, min_clusters=min_clusters)
+            raise DataError(f"cluster variable '{absent[0]}' (of the grouping factor "
+                            f"'{column}') is not in the data; "
+                            f"{suggest(absent[0], map(str, data.columns))}")
         if column not in data.columns:
             raise DataError(f"cluster variable '{column}' is not in the data; "
                             f"{suggest(column, map(str, data.columns))}")
         g = data[column]
-        n_missing = int(g.isna().sum())
-        if n_missing:
-            raise DataError(f"cluster variable '{column}' has {n_missing} missing values; it "
-                            "must be complete (drop those rows or give them a cluster)")
+        check_complete(g)
         codes, labels = pd.factorize(g, sort=True)
-        if len(labels) < min_clusters:
-            raise DataError(f"cluster variable '{column}' has a single cluster; a two-level model "
-                            "needs at least 2 clusters (drop the random part for single-level "
-                            "data)")
+        _check_count(column, len(labels), min_clusters)
         return cls(codes=np.asarray(codes, dtype=np.intp), n=len(labels), name=column,
                    labels=tuple(labels))
+
+    @classmethod
+    def from_columns(cls, data: pd.DataFrame, columns: tuple[str, ...], *,
+                     min_clusters: int = 1) -> Grouping:
+        """The grouping by the interaction of ``columns`` (``school:class``).
+
+        Clusters are the distinct combinations present in the data, in sorted order
+        (by the first column's sorted labels, then the second's, ...); each is labelled
+        by its labels joined by ``:``, and the grouping is named ``":".join(columns)``.
+        One column gives :meth:`from_column`.
+
+        Raises
+        ------
+        DataError
+            As :meth:`from_column`, for each column.
+        """
+        parts = [cls.from_column(data, c, min_clusters=1) for c in columns]
+        if len(parts) == 1:
+            _check_count(columns[0], parts[0].n, min_clusters)
+            return parts[0]
+        shape = [g.n for g in parts]
+        levels, codes = np.unique(np.ravel_multi_index([g.codes for g in parts], shape),
+                                  return_inverse=True)
+        name = ":".join(columns)
+        _check_count(name, len(levels), min_clusters)
+        at = np.unravel_index(levels, shape)
+        label = pd.Series(np.asarray(parts[0].labels, dtype=object)[at[0]]).astype(str)
+        for g, idx in zip(parts[1:], at[1:], strict=True):
+            label = label + ":" + pd.Series(np.asarray(g.labels, dtype=object)[idx]).astype(str)
+        return cls(codes=codes.reshape(-1).astype(np.intp), n=len(levels), name=name,
+                   labels=tuple(label))
 
     @property
     def n_rows(self) -> int:
@@ -180,3 +218,30 @@ class Grouping:
     def level(self, x: pd.Series | np.ndarray, observed: np.ndarray) -> int:
         """2 if ``x`` is constant within every cluster (over observed values), else 1."""
         return 2 if self.name is not None and self.constant_within(x, observed) else 1
+
+
+#: Row index labels listed in the message about a grouping column with missing values.
+LISTED_ROWS = 5
+
+
+def check_complete(column: pd.Series) -> None:
+    """Raise a :class:`DataError` if a grouping column has missing values.
+
+    The message names the column, the number of rows with a missing value and the
+    index labels of the first :data:`LISTED_ROWS` of them; no row is ever dropped.
+    """
+    missing = column.isna().to_numpy()
+    n_missing = int(missing.sum())
+    if n_missing:
+        rows = ", ".join(map(repr, column.index[missing][:LISTED_ROWS].tolist()))
+        more = ", ..." if n_missing > LISTED_ROWS else ""
+        raise DataError(f"cluster variable '{column.name}' has {n_missing} missing values; it "
+                        "must be complete (drop those rows or give them a cluster): rows with "
+                        f"index labels {rows}{more}")
+
+
+def _check_count(name: str, n: int, min_clusters: int) -> None:
+    if n < min_clusters:
+        raise DataError(f"cluster variable '{name}' has a single cluster; a two-level model "
+                        "needs at least 2 clusters (drop the random part for single-level "
+                        "data)")

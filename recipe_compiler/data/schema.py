@@ -25,6 +25,7 @@ import pandas as pd
 from ..errors import DataError, DataWarning, render_span, suggest
 from ..model.spec import ModelSpec
 from .grouping import Grouping
+from .levels import Nesting, groupings_of
 
 Kind = Literal["continuous", "binary", "categorical"]
 
@@ -55,6 +56,10 @@ class ColumnInfo:
         pandas categorical), else empty.
     ordered : bool
         An ordered categorical column (an ordered pandas categorical dtype).
+    within : tuple of str
+        With several grouping factors: the factors within whose clusters the column
+        is constant, as its level says (nested, level ``l``: the ``l - 1`` innermost;
+        crossed, level 2: each factor it is constant within). Else empty.
     """
 
     name: str
@@ -64,6 +69,7 @@ class ColumnInfo:
     n_observed: int
     categories: tuple[str, ...] = ()
     ordered: bool = False
+    within: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,69 +141,100 @@ def require_columns(data: pd.DataFrame, names: Iterable[str], what: str = "colum
 
 
 def check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
-    """Raise a :class:`DataError` with a caret if a column of the formula is not in ``data``."""
+    """Raise a :class:`DataError` with a caret if a column of the formula is not in ``data``.
+
+    A grouping column is named "cluster variable" (one grouping column) or "grouping
+    variable" (several), with the caret in the random part.
+    """
+    grouping = set(spec.grouping_columns)
+
     def caret(col: str) -> str:
-        span = spec.span_of(col, "random") if col == spec.cluster else spec.span_of(col)
+        span = spec.span_of(col, "random") if col in grouping else spec.span_of(col)
         return f"\n{render_span(spec.formula, span)}" if span else ""
 
-    require_columns(data, [c for c in spec.columns if c != spec.cluster],
+    require_columns(data, [c for c in spec.columns if c not in grouping],
                     "column '{}' of the formula", caret)
-    if spec.cluster is not None:
-        require_columns(data, [spec.cluster], "cluster variable '{}' of the formula", caret)
+    what = "cluster variable" if len(grouping) == 1 else "grouping variable"
+    require_columns(data, list(spec.grouping_columns), what + " '{}' of the formula", caret)
 
 
 def infer_schema(data: pd.DataFrame, columns: Iterable[str], cluster: str | None,
                  categorical: Iterable[str] = (),
-                 levels: Mapping[str, int] | None = None) -> DataSchema:
+                 levels: Mapping[str, int] | None = None, *,
+                 groupings: Nesting | None = None) -> DataSchema:
     """Infer level, kind and missingness of ``columns``.
 
     Parameters
     ----------
     data : pandas.DataFrame
     columns : iterable of str
-        Measured columns of the model (not the cluster).
+        Measured columns of the model (not the grouping columns).
     cluster : str or None
         Grouping column; ``None`` for single-level data (every column level 1).
+        With ``groupings``: its innermost factor (or ``None``).
     categorical : iterable of str
         Columns declared categorical (``C(x)`` in the formula, the ``categorical``
         option).
     levels : mapping of str -> int, optional
-        Declared levels (1 or 2), overriding inference. A column declared level 2
-        must be constant within every cluster.
+        Declared levels, overriding inference: 1 or 2; with a nested ``groupings`` of
+        ``k`` factors up to ``k + 1``. A column declared level ``l >= 2`` must be
+        constant within every cluster of the ``(l - 1)``-th factor from the inside
+        (crossed: within every cluster of at least one factor).
+    groupings : Nesting, optional
+        Several grouping factors (:func:`recipe_compiler.data.levels.nesting`). Nested:
+        a column is level 1 if it varies within the innermost clusters, else 2 if it
+        varies within the clusters of the next factor, else 3, ... (observed values
+        only). Crossed: level 1, or 2 if constant within the clusters of at least one
+        factor. ``None``: the single grouping ``cluster``.
 
     Raises
     ------
     DataError
-        Empty frame, duplicate names, bad cluster column, an all-missing column,
-        infinite values, strings in a numeric column, too many categories, a
-        declared level for a column that is not in ``columns`` or without clusters,
-        a column declared level 2 that varies within a cluster (naming the clusters).
+        Empty frame, duplicate names, bad grouping column (absent, with missing
+        values, a single cluster), an all-missing column, infinite values, strings in
+        a numeric column, too many categories, a declared level for a column that is
+        not in ``columns``, without clusters or above the design's levels, a column
+        declared level ``l`` that varies within a cluster of its factor (naming the
+        clusters).
 
     Warns
     -----
     DataWarning
-        A column that varies within only a few clusters (at most
-        :data:`NEAR_LEVEL2_SHARE` of them): it is level 1, and the warning names
-        those clusters.
+        A column that varies within only a few clusters of a factor (at most
+        :data:`NEAR_LEVEL2_SHARE` of them): it keeps the lower level, and the warning
+        names those clusters.
     """
     check_frame(data)
     declared = set(categorical)
     levels = dict(levels or {})
     names = tuple(dict.fromkeys(columns))
+    if groupings is not None and cluster not in (None, groupings.innermost):
+        raise ValueError(f"cluster {cluster!r} is not the innermost grouping factor "
+                         f"{groupings.innermost!r}")
+    factors = groupings.groupings if groupings is not None else (cluster,) if cluster else ()
+    crossed = groupings is not None and groupings.kind == "crossed" and len(factors) > 1
+    top = 2 if crossed else len(factors) + 1
     for column, level in levels.items():
         if column not in names:
             raise DataError(f"levels: '{column}' is not a measured column of the model; "
                             f"{suggest(column, names)}")
-        if cluster is None and level != 1:
+        if not factors and level != 1:
             raise DataError(f"levels: '{column}' is declared level {level}, but the model has "
                             "no clusters; add a random part such as (1 | cluster)")
-    grouping = (Grouping.from_column(data, cluster) if cluster is not None
-                else Grouping.single(len(data)))
-    infos = tuple(_column_info(data, c, grouping, c in declared, levels.get(c)) for c in names)
-    return DataSchema(cluster=cluster, n_rows=len(data), n_clusters=grouping.n, columns=infos)
+        if factors and not 1 <= level <= top:
+            design = "crossed" if crossed else f"{len(factors) + 1}-level"
+            raise DataError(f"levels: '{column}' is declared level {level}, but the "
+                            f"{design} design has levels 1 to {top} (grouping factors: "
+                            f"{', '.join(factors)})")
+    groups = (groupings_of(data, factors, min_clusters=2) if factors
+              else (Grouping.single(len(data)),))
+    infos = tuple(_column_info(data, c, groups, crossed, c in declared, levels.get(c))
+                  for c in names)
+    return DataSchema(cluster=factors[0] if factors else None, n_rows=len(data),
+                      n_clusters=groups[0].n, columns=infos)
 
 
-def _column_info(data: pd.DataFrame, name: str, grouping: Grouping,
+def _column_info(data: pd.DataFrame, name: str, groups: tuple[Grouping, ...], crossed: bool,
                  declared: bool, declared_level: int | None = None) -> ColumnInfo:
     require_columns(data, [name])
     x = data[name]
@@ -224,7 +261,7 @@ def _column_info(data: pd.DataFrame, name: str, grouping: Grouping,
     if not is_cat and np.isinf(x.to_numpy(dtype=float)[observed]).any():
         raise DataError(f"column '{name}' holds infinite values; replace them by NaN (missing) "
                         "or finite numbers")
-    level = _level(x, observed, grouping, declared_level)
+    level, within = _level(x, observed, groups, crossed, declared_level)
     categories: tuple[str, ...] = ()
     ordered = False
     if is_cat:
@@ -237,33 +274,77 @@ def _column_info(data: pd.DataFrame, name: str, grouping: Grouping,
     n_distinct = len(categories) if is_cat else int(pd.unique(x[observed]).size)
     kind: Kind = "binary" if n_distinct == 2 else "categorical" if is_cat else "continuous"
     return ColumnInfo(name=name, level=level, kind=kind, n_missing=len(x) - n_obs,
-                      n_observed=n_obs, categories=categories, ordered=ordered)
+                      n_observed=n_obs, categories=categories, ordered=ordered,
+                      within=within if len(groups) > 1 else ())
 
 
-def _level(x: pd.Series, observed: np.ndarray, grouping: Grouping,
-           declared: int | None) -> int:
-    """The column's level: declared (checked), else 2 if constant within every cluster."""
-    if grouping.name is None:
-        return 1
-    if declared == 1:
-        return 1
-    distinct = distinct_per_cluster(x, observed, grouping)
-    varying = np.flatnonzero(distinct > 1)
-    if declared == 2 and varying.size:
-        raise DataError(f"column '{x.name}' is declared level 2 (levels={{'{x.name}': 2}}), but "
-                        f"it varies within {_clusters(varying, distinct, observed, grouping)}; "
-                        "a level-2 column takes one value per cluster: correct those values, "
-                        "or drop the declaration to impute it as a level-1 column")
-    if varying.size == 0:
-        return 2
+def _level(x: pd.Series, observed: np.ndarray, groups: tuple[Grouping, ...], crossed: bool,
+           declared: int | None) -> tuple[int, tuple[str, ...]]:
+    """The column's level, declared (checked) or inferred (see :func:`infer_schema`), and
+    the grouping factors it is constant within (see :attr:`ColumnInfo.within`).
+
+    One pass over the observed values per grouping factor (at most all of them), none
+    over clusters. ``groups``: innermost first (nested), or the crossed factors.
+    """
+    if groups[0].name is None or declared == 1:
+        return 1, ()
+    if crossed:
+        return _crossed_level(x, observed, groups, declared)
+    names = tuple(g.name or "" for g in groups)
+    level = 1
+    for k, grouping in enumerate(groups):
+        if declared is not None and declared > k + 2:
+            continue  # constant within a coarser factor is constant within this one
+        distinct = distinct_per_cluster(x, observed, grouping)
+        varying = np.flatnonzero(distinct > 1)
+        if declared is not None:
+            if varying.size:
+                raise _declared_error(x, declared, [(varying, distinct, grouping)], observed)
+            return declared, names[:declared - 1]
+        if varying.size:
+            _warn_nearly(x, level, varying, distinct, observed, grouping)
+            return level, names[:level - 1]
+        level = k + 2
+    return level, names
+
+
+def _crossed_level(x: pd.Series, observed: np.ndarray, groups: tuple[Grouping, ...],
+                   declared: int | None) -> tuple[int, tuple[str, ...]]:
+    """Crossed factors: 2 if constant within the clusters of at least one factor, else 1."""
+    found = []
+    for grouping in groups:
+        distinct = distinct_per_cluster(x, observed, grouping)
+        found.append((np.flatnonzero(distinct > 1), distinct, grouping))
+    within = tuple(g.name or "" for v, _, g in found if v.size == 0)
+    if within:
+        return 2, within
+    if declared == 2:
+        raise _declared_error(x, 2, found, observed)
+    return 1, ()
+
+
+def _declared_error(x: pd.Series, declared: int,
+                    found: list[tuple[np.ndarray, np.ndarray, Grouping]],
+                    observed: np.ndarray) -> DataError:
+    """A column declared level ``declared`` varies within the clusters ``found``."""
+    where = " and ".join(_clusters(v, d, observed, g) for v, d, g in found)
+    return DataError(f"column '{x.name}' is declared level {declared} (levels={{'{x.name}': "
+                     f"{declared}}}), but it varies within {where}; a level-{declared} column "
+                     "takes one value per cluster: correct those values, or drop the "
+                     f"declaration to impute it as a level-{declared - 1} column")
+
+
+def _warn_nearly(x: pd.Series, level: int, varying: np.ndarray, distinct: np.ndarray,
+                 observed: np.ndarray, grouping: Grouping) -> None:
+    """Warn about a column that varies within only a few clusters of ``grouping``."""
     multi = int(np.sum(grouping.count(observed) > 1))
     if varying.size <= NEAR_LEVEL2_SHARE * multi:
         warnings.warn(f"column '{x.name}' varies within only "
                       f"{_clusters(varying, distinct, observed, grouping)}; it is imputed and "
-                      "used as a level-1 column. If it is a cluster-level "
-                      "variable, correct those values and declare it with "
-                      f"levels={{'{x.name}': 2}} (which checks it)", DataWarning, stacklevel=5)
-    return 1
+                      f"used as a level-{level} column. If it is a level-{level + 1} variable "
+                      f"(one value per cluster of '{grouping.name}'), correct those values and "
+                      f"declare it with levels={{'{x.name}': {level + 1}}} (which checks it)",
+                      DataWarning, stacklevel=6)
 
 
 def distinct_per_cluster(x: pd.Series, observed: np.ndarray, grouping: Grouping) -> np.ndarray:

@@ -30,7 +30,8 @@ from collections.abc import Sequence
 
 from ..errors import PlanError
 
-__all__ = ["R_RESERVED", "is_syntactic", "r_comment", "r_name", "r_string"]
+__all__ = ["R_RESERVED", "is_syntactic", "load_lines", "names_table", "pred_row", "r_comment",
+           "r_name", "r_string", "r_strings"]
 
 #: R's reserved words, which cannot be bare names (nor can ``...``, ``..1``, ``..2``, ...).
 R_RESERVED = frozenset({
@@ -210,3 +211,36 @@ def r_wrap(*groups: Sequence[str]) -> str:
                 lines.append("  ")
             lines[-1] += tok
     return "\n".join(line.rstrip() for line in lines)
+
+
+def r_strings(items: Sequence[str]) -> list[str]:
+    """Each item as an R string literal (:func:`r_string`)."""
+    return [r_string(x) for x in items]
+
+
+def pred_row(target: str, row: Sequence[tuple[str, int]]) -> str:
+    """``pred["target", c(...)] <- c(...)``: the non-zero cells of a row, in R names."""
+    cols = r_vec(r_strings([p for p, _ in row]), f"pred[{r_string(target)}, ", "] <- ",
+                 single=True)
+    return r_wrap(cols, r_vec([str(c) for _, c in row], single=True))
+
+
+def load_lines(columns: Sequence[str], r_columns: Sequence[str], d: str) -> list[str]:
+    """The script lines that select the measured ``columns`` of ``d`` and give them R names."""
+    out = [f"# Load your data as `{d}` first: a data.frame with the measured columns",
+           *r_comment(", ".join(columns) + " (missing values as NA),", "#   ", width=WIDTH),
+           f"# e.g. {d} <- read.csv(\"data.csv\").",
+           r_wrap(r_vec(r_strings(columns), f"{d} <- {d}[, ", "]"))]
+    if list(r_columns) != list(columns):
+        out.append(r_wrap(r_vec(r_strings(r_columns), f"names({d}) <- ")))
+    return out
+
+
+def names_table(names: dict[str, str], notes: dict[str, str]) -> list[str]:
+    """Comment lines listing each plan name's R name (with a note for some of them)."""
+    width = max([len("R name"), *(len(v) for v in names.values())])
+    out = ["# R names of the plan variables:", f"#   {'R name':<{width}}  plan name"]
+    for name, rname in names.items():
+        what = f" ({notes[name]})" if name in notes else ""
+        out += r_comment(f"{rname:<{width}}  {name}{what}", "#   ")
+    return out

@@ -19,6 +19,10 @@ Two flavors:
     their cluster means become explicit passive columns with code 1. Cluster
     means are passive ``~ I(ave(x, cluster))``.
 
+A plan with several grouping factors (three-level or crossed) has no mice
+method: the ``"miceadds"`` flavor writes miceadds' ``ml.lmer`` (see
+:mod:`~recipe_compiler.export.r_ml`), the ``"mice"`` flavor refuses it.
+
 Plan names such as ``cwc(iqv):sex`` are no R names; :func:`r_names` maps each
 plan variable to one (``cwc_iqv.sex``), and the script starts with the table.
 Every user string (names, category labels, formula text, expressions) enters
@@ -34,19 +38,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..compiler.graph import initial_order
-from ..errors import OptionError, one_of
+from ..errors import OptionError, PlanError, one_of
 from ..model.expr import parse_expr, to_r
 from ..plan import CODES, Derived, Plan
 from .r_literal import (
     WIDTH,
     is_syntactic,
+    load_lines,
     make_name,
+    names_table,
+    pred_row,
     r_comment,
     r_name,
     r_string,
+    r_strings,
     r_vec,
     r_wrap,
 )
+from .r_ml import MlMethods, grouping_parts, ml_script, plan_header
 
 __all__ = ["FLAVORS", "plan_to_r", "r_names"]
 
@@ -66,6 +75,13 @@ _SINGLE_LEVEL_STAND_INS = {
                 "cluster means enter as fixed predictors)"),
 }
 
+#: A plan with several grouping factors: miceadds' ml.lmer and its ``model`` per method, and
+#: mice's two-level-only method of the same draw (for outermost-level targets).
+_ML_LMER = "ml.lmer"
+_ML_MODELS = {"ml.pmm": "pmm", "ml.norm": "continuous"}
+_LEVEL_ONLY = {"ml.pmm": "2lonly.pmm", "ml.norm": "2lonly.norm", "3lonly.pmm": "2lonly.pmm",
+               "3lonly.norm": "2lonly.norm"}
+
 #: Methods of the miceadds package, which the script must then load.
 _MICEADDS_METHODS = frozenset({"2l.pmm", "2l.continuous", "2l.binary", "2l.groupmean",
                                "2lonly.function"})
@@ -78,7 +94,8 @@ def r_names(plan: Plan) -> dict[str, str]:
     """A valid, distinct R name for every plan variable, in plan order.
 
     Measured columns keep their names when these are valid R names.
-    ``cm(iqv)`` becomes ``cm_iqv``, ``cwc(iqv)`` ``cwc_iqv``, a product joins its
+    ``cm(iqv)`` becomes ``cm_iqv``, ``cwc(iqv)`` ``cwc_iqv``, ``cm(x, school)``
+    ``cm_x_school`` (a grouping ``school:class``: ``school_class``), a product joins its
     factors with dots (``cwc(iqv):sex`` -> ``cwc_iqv.sex``), a dummy appends its
     level (``C(den)[T.2]`` -> ``den_2``); anything else is sanitised as R's
     ``make.names`` would. Clashes get a suffix ``_2``, ``_3``, ...; measured
@@ -115,8 +132,10 @@ def _base_name(name: str, derived: dict[str, Derived]) -> str:
     if d is None or d.op == "expr":
         return make_name(name)
     parents = [_base_name(p, derived) for p in d.parents]
-    if d.op in ("cm", "cwc"):
-        return f"{d.op}_{parents[0]}"
+    if d.op in ("cm", "cwc"):  # the grouping of cm(x, school) or of cwc's cluster mean
+        mean = d if d.op == "cm" else derived.get(d.parents[1], d)
+        return make_name(f"{d.op}_{parents[0]}_{mean.detail}" if mean.detail
+                         else f"{d.op}_{parents[0]}")
     if d.op == "product":
         return ".".join(parents)
     return make_name(f"{parents[0]}_{d.detail}")
@@ -297,7 +316,8 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     plan : Plan
     flavor : {"miceadds", "mice"}
         ``"miceadds"``: the book's methods (``2l.pmm``, ``2l.groupmean``);
-        ``"mice"``: methods of mice only (see the module docstring).
+        ``"mice"``: methods of mice only (see the module docstring). A plan with
+        several grouping factors: ``"miceadds"`` writes miceadds' ``ml.lmer``.
     m, maxit : int
         Number of imputations and of iterations.
     seed : int, optional
@@ -315,6 +335,9 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     OptionError
         An unknown flavor, a non-positive ``m``/``maxit``, a non-integer seed or
         a ``data_name`` that is no R name.
+    PlanError
+        A plan with several grouping factors and ``flavor="mice"`` (mice has no
+        method for them), or with a level-1 target whose row has none.
     """
     if flavor not in FLAVORS:
         raise one_of("flavor", flavor, FLAVORS)
@@ -326,6 +349,8 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     if not is_syntactic(data_name):
         raise OptionError(f"data_name={data_name!r} is not a valid R name; use letters, "
                           "digits, '.' and '_', starting with a letter")
+    if plan.several_groupings:
+        return _several(plan, flavor, m, maxit, seed, data_name)
     s = _translate(plan, flavor)
     r = s.names
     d = data_name
@@ -334,14 +359,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     if _MICEADDS_METHODS & set(s.methods.values()):
         libraries.append("miceadds")
     out += [f"library({lib})" for lib in libraries] + [""]
-    measured = [r[n] for n in s.measured]
-    out += [f"# Load your data as `{d}` first: a data.frame with the measured columns",
-            *r_comment(", ".join(s.measured) + " (missing values as NA),", "#   ",
-                       width=WIDTH),
-            f"# e.g. {d} <- read.csv(\"data.csv\").",
-            r_wrap(r_vec(_quoted(s.measured), f"{d} <- {d}[, ", "]"))]
-    if measured != s.measured:
-        out.append(r_wrap(r_vec(_quoted(measured), f"names({d}) <- ")))
+    out += load_lines(s.measured, [r[n] for n in s.measured], d)
     if s.factors:
         out.append("# logreg and polyreg impute factors")
         out += [f"{d}${r_name(r[t])} <- as.{_factor_kind(s.methods[t])}({d}${r_name(r[t])})"
@@ -356,7 +374,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     for t in plan.targets:
         groups.setdefault(s.methods[t], []).append(r[t])
     for method, cols in groups.items():
-        out.append(r_wrap(r_vec(_quoted(cols), "meth[", f"] <- {r_string(method)}",
+        out.append(r_wrap(r_vec(r_strings(cols), "meth[", f"] <- {r_string(method)}",
                               single=True)))
     codes = "; ".join(f"{c} {meaning}" for c, meaning in CODES.items() if c)
     out += ["", *r_comment(codes, "# predictor matrix: ", "#   ", width=WIDTH),
@@ -370,7 +388,7 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
                 out.append(_row(n, s))
     call = ["pred = pred", "meth = meth", f"m = {m}", f"maxit = {maxit}"]
     if len(s.visit) > 1:  # mice reads a single string as the name of a visit scheme
-        out += ["", r_wrap(r_vec(_quoted([r[v] for v in s.visit]), "visit <- "))]
+        out += ["", r_wrap(r_vec(r_strings([r[v] for v in s.visit]), "visit <- "))]
         call.insert(2, "visit = visit")
     out.append("")
     if seed is not None:
@@ -385,35 +403,27 @@ def plan_to_r(plan: Plan, flavor: str = "miceadds", m: int = 5, maxit: int = 10,
     return "\n".join(out) + "\n"
 
 
+def _several(plan: Plan, flavor: str, m: int, maxit: int, seed: int | None, d: str) -> str:
+    """The script of a plan with several grouping factors (see :mod:`.r_ml`)."""
+    if flavor != "miceadds":
+        raise PlanError(f"mice has no imputation method for several grouping factors (this "
+                        f"plan's are {plan.nesting}: {', '.join(map(repr, plan.groupings))}); "
+                        "export it with flavor=\"miceadds\", which writes miceadds' ml.lmer")
+    names = _assign_names([*plan.names, *grouping_parts(plan)], plan.derived)
+    derived = {n: _derived_method(dv, names, "", flavor) for n, dv in plan.derived.items()}
+    methods = MlMethods(_ML_LMER, _ML_MODELS, _LEVEL_ONLY, derived, "2l.groupmean")
+    call = [f"m = {m}", f"maxit = {maxit}", *([f"seed = {seed}"] if seed is not None else [])]
+    return ml_script(plan, names, methods, _visit(plan, {}), call, d)
+
+
 def _header(plan: Plan, s: _Script, flavor: str) -> list[str]:
-    opts = ", ".join(f"{k} = {v!r}" for k, v in plan.options.to_dict().items()
-                     if v not in ([], {}))
-    out = ["# Multilevel imputation with mice, written by recipe_compiler from the plan for",
-           *r_comment(plan.formula, "#   "),
-           *r_comment(opts, "# options: ", "#   ", width=WIDTH),
-           f"# flavor: {flavor}"]
-    if s.notes:
-        out.append("# methods that differ from the plan's:")
-        for note in s.notes:
-            out += r_comment(note, "#   ", "#     ", width=WIDTH)
-    width = max([len("R name"), *(len(v) for v in s.names.values())])
-    out += ["#", "# R names of the plan variables:", f"#   {'R name':<{width}}  plan name"]
-    for name, rname in s.names.items():
-        what = f" ({s.added[name]})" if name in s.added else ""
-        out += r_comment(f"{rname:<{width}}  {name}{what}", "#   ")
-    return [*out, ""]
+    return [*plan_header(plan, "mice", flavor, s.notes), "#", *names_table(s.names, s.added),
+            ""]
 
 
 def _row(target: str, s: _Script) -> str:
     """``pred["target", c(...)] <- c(...)`` for the non-zero cells of a row."""
-    row = s.rows[target]
-    cols = r_vec(_quoted([s.names[p] for p, _ in row]), f"pred[{r_string(s.names[target])}, ",
-                "] <- ", single=True)
-    return r_wrap(cols, r_vec([str(c) for _, c in row], single=True))
-
-
-def _quoted(names: Sequence[str]) -> list[str]:
-    return [r_string(n) for n in names]
+    return pred_row(s.names[target], [(s.names[p], c) for p, c in s.rows[target]])
 
 
 def _factor_kind(method: str) -> str:

@@ -16,6 +16,14 @@ Layout (version 1)::
      "derived": [{"name", "op", "parents", "detail"}, ...],
      "visit_sequence": ["lpo", "cm(lpo)", ...]}
 
+A plan with several grouping factors (three-level or crossed) adds two keys,
+``"groupings"`` (innermost first for nested factors: ``["school:class",
+"school"]``) and ``"nesting"`` (``"nested"`` or ``"crossed"``); ``"cluster"`` is
+the first grouping. The variables with role ``cluster`` are the groupings, in
+that order; levels run to 3 in nested plans; a ``cm`` entry's ``detail`` names
+the grouping it averages over. A two-level spec has neither key, so it is the
+same as before these plans existed.
+
 ``predictors`` is authoritative for the codes; ``provenance`` explains them.
 A cell whose code in ``predictors`` differs from its provenance entry (or that
 ``predictors`` no longer lists, or that has no provenance entry) gets the step
@@ -25,9 +33,10 @@ A cell whose code in ``predictors`` differs from its provenance entry (or that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, get_args
+from typing import Any, Literal, cast, get_args
 
 from ..compiler.graph import ancestors, derived_graph
+from ..compiler.methods import LEVEL3_METHODS, MULTILEVEL_METHODS
 from ..compiler.options import (
     DERIVED_METHODS,
     LEVEL1_METHODS,
@@ -48,8 +57,10 @@ VERSION = 1
 #: The provenance step of a cell changed, added or removed in a hand-edited spec.
 EDITED = "edited by hand"
 
-_KEYS = ("format", "version", "formula", "options", "cluster", "variables", "methods",
-         "predictors", "provenance", "derived", "visit_sequence")
+_KEYS = ("format", "version", "formula", "options", "cluster", "groupings", "nesting",
+         "variables", "methods", "predictors", "provenance", "derived", "visit_sequence")
+#: The ``nesting`` of a spec with several grouping factors.
+NESTINGS = ("nested", "crossed")
 
 
 def plan_to_spec(plan: Plan) -> dict[str, Any]:
@@ -69,12 +80,15 @@ def plan_to_spec(plan: Plan) -> dict[str, Any]:
     for c in plan.cells:
         if c.code:
             predictors.setdefault(c.target, {})[c.predictor] = c.code
+    several = ({"groupings": list(plan.groupings), "nesting": plan.nesting}
+               if plan.several_groupings else {})
     return {
         "format": FORMAT,
         "version": VERSION,
         "formula": plan.formula,
         "options": plan.options.to_dict(),
         "cluster": plan.cluster,
+        **several,
         "variables": [{"name": v.name, "role": v.role, "level": v.level, "kind": v.kind,
                        "n_missing": v.n_missing} for v in plan.variables],
         "methods": dict(plan.method_table),
@@ -106,7 +120,11 @@ def spec_to_plan(spec: Mapping[str, Any]) -> Plan:
         Naming the entry at fault: a missing or wrong ``format``/``version``, an
         unknown variable, role, method or derivation, a code outside the valid
         ones, a cycle among the derived variables, a derived variable used to
-        predict one of its own ancestors.
+        predict one of its own ancestors; with several grouping factors, also
+        ``groupings`` that are not the cluster variables in order, an unknown
+        ``nesting``, a level that does not fit it, a ``cm`` over no grouping, a
+        method of another scope, codes 3 and 4, a random slope without a
+        grouping.
     """
     if not isinstance(spec, Mapping):
         raise PlanError(f"a plan spec must be a JSON object, got {type(spec).__name__}")
@@ -116,20 +134,29 @@ def spec_to_plan(spec: Mapping[str, Any]) -> Plan:
         opts = make_options(**options)
     except (TypeError, ValueError) as exc:  # TypeError: a key that is not a string
         raise PlanError(f"spec 'options': {exc}") from exc
-    variables = read_variables(get_entry(spec, "variables", list, "spec"))
+    several = "groupings" in spec or "nesting" in spec
+    variables = read_variables(get_entry(spec, "variables", list, "spec"),
+                               max_level=3 if several else 2)
     names = [v.name for v in variables]
     cluster = spec.get("cluster")
-    check_cluster(cluster, variables)
-    derived = _derived(get_entry(spec, "derived", list, "spec"), variables, cluster)
-    methods = _methods(get_entry(spec, "methods", dict, "spec"), variables, derived, cluster)
-    predictors = _predictors(get_entry(spec, "predictors", dict, "spec"), variables, cluster)
+    if several:
+        groupings, nesting = _groupings(spec, variables)
+    else:
+        check_cluster(cluster, variables)
+        groupings, nesting = (() if cluster is None else (cluster,)), ""
+    derived = _derived(get_entry(spec, "derived", list, "spec"), variables, groupings)
+    methods = _methods(get_entry(spec, "methods", dict, "spec"), variables, derived, groupings,
+                       nesting)
+    predictors = _predictors(get_entry(spec, "predictors", dict, "spec"), variables,
+                             groupings)
     provenance = _provenance(spec.get("provenance", []), names)
     cells = _merge(provenance, predictors)
     _check_ancestry(cells, derived)
     visit = _visit(get_entry(spec, "visit_sequence", list, "spec"), variables)
     return Plan(formula=get_entry(spec, "formula", str, "spec"), options=opts, cluster=cluster,
                 variables=tuple(variables), method_table=tuple(methods.items()),
-                cells=tuple(cells), derived_defs=tuple(derived), visit=visit)
+                cells=tuple(cells), derived_defs=tuple(derived), visit=visit,
+                groupings=groupings, nesting=nesting)
 
 
 # ------------------------------------------------------------------ validation
@@ -178,8 +205,11 @@ def _known(name: object, names: list[str], where: str) -> str:
     return name
 
 
-def read_variables(entries: list[Any]) -> list[Variable]:
+def read_variables(entries: list[Any], max_level: int = 2) -> list[Variable]:
     """The spec's ``variables`` entries as :class:`Variable` records.
+
+    ``max_level`` is the highest level a variable may have (3 in a spec with
+    several grouping factors).
 
     Raises
     ------
@@ -201,8 +231,9 @@ def read_variables(entries: list[Any]) -> list[Variable]:
             raise PlanError(f"{where}: role {role!r} is not valid; choose one of "
                             + ", ".join(map(repr, roles)))
         level = get_entry(e, "level", int, where)
-        if level not in (1, 2):
-            raise PlanError(f"{where}: level must be 1 or 2, got {level!r}")
+        if not 1 <= level <= max_level:
+            valid = "1 or 2" if max_level == 2 else f"1 to {max_level}"
+            raise PlanError(f"{where}: level must be {valid}, got {level!r}")
         n_missing = get_entry(e, "n_missing", int, where) if "n_missing" in e else 0
         if n_missing < 0:
             raise PlanError(f"{where}: n_missing must be >= 0, got {n_missing}")
@@ -225,7 +256,44 @@ def check_cluster(cluster: object, variables: list[Variable]) -> None:
                         f"'cluster'; variables with that role: {declared or 'none'}")
 
 
-def _derived(entries: list[Any], variables: list[Variable], cluster: str | None
+def _groupings(spec: Mapping[str, Any], variables: list[Variable]
+               ) -> tuple[tuple[str, ...], Literal["", "nested", "crossed"]]:
+    """The ``groupings`` and ``nesting`` of a spec that has them, checked against its variables.
+
+    The groupings are the variables of role ``cluster`` in the order listed,
+    ``cluster`` is the first, ``nesting`` fits their number, and so do the
+    levels: nested groupings have levels 2, 3, ... (innermost first), crossed
+    ones level 2, and measured variables no level above the top grouping's.
+    """
+    entry = get_entry(spec, "groupings", list, "spec")
+    declared = [v.name for v in variables if v.role == "cluster"]
+    if entry != declared or not all(isinstance(g, str) for g in entry):
+        raise PlanError(f"spec 'groupings' {entry!r} must be the variables with role 'cluster', "
+                        f"in the order they are listed: {declared}")
+    cluster = spec.get("cluster")
+    if cluster != (entry[0] if entry else None):
+        raise PlanError(f"spec 'cluster' {cluster!r} must be the first grouping factor, "
+                        f"{entry[0] if entry else None!r}")
+    nesting = get_entry(spec, "nesting", str, "spec")
+    valid = NESTINGS if len(entry) > 1 else ("",)
+    if nesting not in valid:
+        raise PlanError(f"spec 'nesting' {nesting!r} is not valid for {len(entry)} grouping "
+                        f"factor(s); choose one of {', '.join(map(repr, valid))}")
+    levels = {g: (k + 2 if nesting == "nested" else 2) for k, g in enumerate(entry)}
+    top = max(levels.values(), default=1)
+    for i, v in enumerate(variables):
+        want = levels.get(v.name)
+        if want is not None and v.level != want:
+            raise PlanError(f"variables[{i}] ({v.name!r}): the grouping factor number "
+                            f"{entry.index(v.name) + 1} of a {nesting or 'single'} design has "
+                            f"level {want}, got {v.level}")
+        if want is None and v.level > top:
+            raise PlanError(f"variables[{i}] ({v.name!r}): level {v.level} is above the top "
+                            f"level {top} of the grouping factors {entry}")
+    return tuple(entry), cast(Literal["", "nested", "crossed"], nesting)
+
+
+def _derived(entries: list[Any], variables: list[Variable], groupings: tuple[str, ...]
              ) -> list[Derived]:
     names = [v.name for v in variables]
     ops = get_args(DerivedOp)
@@ -248,14 +316,19 @@ def _derived(entries: list[Any], variables: list[Variable], cluster: str | None
                             f"{len(parents)}: {parents!r}")
         for p in parents:
             _known(p, names, f"{where} parent")
-            if p == cluster:
-                raise PlanError(f"{where} parent: {p!r} is the cluster variable, which only "
-                                "groups the rows; a derived variable is computed from values")
+            if p in groupings:
+                raise PlanError(f"{where} parent: {p!r} is {_cluster_what(groupings)}, which "
+                                "only groups the rows; a derived variable is computed from "
+                                "values")
         if any(d.name == name for d in out):
             raise PlanError(f"{where}: {name!r} is defined twice")
-        if op == "cm" and cluster is None:
+        if op == "cm" and not groupings:
             raise PlanError(f"{where}: a cluster mean needs a cluster, and the spec has none")
         detail = get_entry(e, "detail", str, where) if "detail" in e else ""
+        if op == "cm" and detail not in ("", *groupings):
+            raise PlanError(f"{where}: detail {detail!r} must be the grouping factor the mean "
+                            f"is taken over, one of {', '.join(map(repr, groupings))} (or '': "
+                            f"the innermost, {groupings[0]!r})")
         if op == "expr":  # re-parsed by the safe expression language: never run as Python
             try:
                 parse_expr(detail, parents, label=f"the detail {detail!r}")
@@ -287,8 +360,28 @@ def _check_cwc(derived: list[Derived]) -> None:
                             f"[{x!r}]")
 
 
+def _cluster_what(groupings: tuple[str, ...]) -> str:
+    """How messages call the grouping columns: the cluster variable, or a grouping factor."""
+    return "the cluster variable" if len(groupings) < 2 else "a grouping factor"
+
+
+def _target_methods(level: int, groupings: tuple[str, ...], nesting: str
+                    ) -> tuple[tuple[str, ...], str]:
+    """The methods valid for a target of ``level``, and what the target is called."""
+    if not groupings:
+        return SINGLE_METHODS, "single-level target"
+    what = f"level-{level} target"
+    if len(groupings) < 2:
+        return (LEVEL2_METHODS if level == 2 else LEVEL1_METHODS), what
+    if nesting == "crossed" and level > 1:
+        return (), (f"{what} of a crossed design (a column constant within a crossed "
+                    "grouping factor must be complete; such plans impute level-1 targets "
+                    "only)")
+    return (LEVEL3_METHODS if level == 3 else MULTILEVEL_METHODS), f"{what} of a {nesting} design"
+
+
 def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Derived],
-             cluster: str | None) -> dict[str, str]:
+             groupings: tuple[str, ...], nesting: str) -> dict[str, str]:
     by_name = {v.name: v for v in variables}
     ops = {d.name: d for d in derived}
     for name, method in table.items():
@@ -299,17 +392,16 @@ def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Der
                             + ", ".join(METHODS))
         if v.role == "derived":
             valid: tuple[str, ...] = (ops[name].method,)
+            what = "derived variable"
         elif v.role == "target":
-            valid = (SINGLE_METHODS if cluster is None else
-                     LEVEL2_METHODS if v.level == 2 else LEVEL1_METHODS)
+            valid, what = _target_methods(v.level, groupings, nesting)
         else:
             raise PlanError(f"{where}: {name!r} has role {v.role!r} and is not imputed; only "
                             "targets and derived variables have a method")
         if method not in valid:
-            what = ("derived variable" if method in DERIVED_METHODS or v.role == "derived"
-                    else f"level-{v.level} target" if cluster else "single-level target")
+            what = "derived variable" if method in DERIVED_METHODS else what
             raise PlanError(f"{where}: {method!r} is not valid for this {what}; choose one of "
-                            + ", ".join(valid))
+                            + (", ".join(valid) or "none"))
     for v in variables:
         if v.role in ("target", "derived") and v.name not in table:
             raise PlanError(f"methods: {v.role} {v.name!r} has no method")
@@ -317,9 +409,19 @@ def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Der
 
 
 def _predictors(table: dict[str, Any], variables: list[Variable],
-                cluster: str | None) -> dict[tuple[str, str], int]:
+                groupings: tuple[str, ...]) -> dict[tuple[str, str], int]:
     names = [v.name for v in variables]
-    valid = ", ".join(str(c) for c in sorted(CODES))
+    several = len(groupings) > 1
+    codes = [c for c in sorted(CODES) if not (several and c in (3, 4))]
+    valid = ", ".join(map(str, codes))
+    if several:
+        valid += " (codes 3 and 4 have no meaning with several grouping factors: the cluster "
+        valid += "means are derived variables of their own)"
+    else:
+        valid += " (" + "; ".join(f"{c} {m}" for c, m in CODES.items()) + ")"
+    cluster = groupings[0] if len(groupings) == 1 else None
+    marks = (f"the cluster variable, which is {cluster!r}" if not several else
+             "a grouping factor, one of " + ", ".join(map(repr, groupings)))
     out: dict[tuple[str, str], int] = {}
     for target, row in table.items():
         _known(target, names, "predictors")
@@ -328,19 +430,36 @@ def _predictors(table: dict[str, Any], variables: list[Variable],
         for predictor, code in row.items():
             where = f"predictors[{target!r}][{predictor!r}]"
             _known(predictor, names, where)
-            if isinstance(code, bool) or not isinstance(code, int) or code not in CODES:
-                raise PlanError(f"{where}: code {code!r} is not valid; valid codes: {valid} "
-                                "(" + "; ".join(f"{c} {m}" for c, m in CODES.items()) + ")")
+            if isinstance(code, bool) or not isinstance(code, int) or code not in codes:
+                raise PlanError(f"{where}: code {code!r} is not valid; valid codes: {valid}")
             if predictor == target and code:
                 raise PlanError(f"{where}: a variable cannot predict itself")
-            if code == -2 and predictor != cluster:
-                raise PlanError(f"{where}: code -2 marks the cluster variable, which is "
-                                f"{cluster!r}")
-            if code not in (-2, 0) and predictor == cluster:
-                raise PlanError(f"{where}: code {code} is not valid for the cluster variable "
-                                f"{cluster!r}; it takes code -2 (or 0: not used)")
+            if code == -2 and predictor not in groupings:
+                raise PlanError(f"{where}: code -2 marks {marks}")
+            if code not in (-2, 0) and predictor in groupings:
+                raise PlanError(f"{where}: code {code} is not valid for "
+                                f"{_cluster_what(groupings)} {predictor!r}; it takes code -2 "
+                                "(or 0: not used)")
             out[(target, predictor)] = code
+    if several:
+        _check_slopes(out, {v.name: v.level for v in variables}, groupings)
     return out
+
+
+def _check_slopes(codes: dict[tuple[str, str], int], levels: dict[str, int],
+                  groupings: tuple[str, ...]) -> None:
+    """Code 2 (a random slope on the target's first -2 grouping): level-1 targets with one."""
+    for (target, predictor), code in codes.items():
+        if code != 2:
+            continue
+        where = f"predictors[{target!r}][{predictor!r}]"
+        if levels[target] != 1:
+            raise PlanError(f"{where}: code 2 (a random slope) is valid for level-1 targets "
+                            f"only; {target!r} has level {levels[target]}; use code 1")
+        if not any(codes.get((target, g)) == -2 for g in groupings):
+            raise PlanError(f"{where}: code 2 puts a random slope on the target's first "
+                            f"grouping factor of code -2, and {target!r} has none; give one of "
+                            + ", ".join(map(repr, groupings)) + " code -2, or use code 1")
 
 
 def _provenance(entries: object, names: list[str]) -> list[Cell]:
@@ -402,7 +521,9 @@ def _visit(sequence: list[Any], variables: list[Variable]) -> tuple[str, ...]:
     for i, name in enumerate(sequence):
         role = roles[_known(name, list(roles), f"visit_sequence[{i}]")]
         if role not in ("target", "derived"):
-            what = "the cluster variable" if role == "cluster" else f"a {role}"
+            what = ("a grouping factor" if role == "cluster" and sum(
+                r == "cluster" for r in roles.values()) > 1
+                else "the cluster variable" if role == "cluster" else f"a {role}")
             raise PlanError(f"visit_sequence[{i}]: {name!r} is {what}, which is never "
                             "imputed; only targets and derived variables are visited")
     for v in variables:

@@ -29,7 +29,8 @@ _CALL = re.compile(r"^(?P<fn>[A-Za-z_][\w.]*)\((?P<arg>.*)\)$", re.S)
 _NAME = re.compile(r"^[A-Za-z_.][\w.]*$")
 _AS_FACTOR = re.compile(r"(?<![\w.])as\.(?=factor\s*\()")
 _NESTED_CATEGORICAL = re.compile(
-    r"(?<![\w.])(?:cm|cwc)\s*\(\s*(?:as\.)?(?:C|factor)\s*\((?P<arg>[^()]*)\)\s*\)")
+    r"(?<![\w.])(?:cm|cwc)\s*\(\s*(?:as\.)?(?:C|factor)\s*\((?P<arg>[^()]*)\)\s*(?:,[^()]*)?\)")
+_CENTRING_CALL = re.compile(r"(?<![\w.])(?:cm|cwc)\s*\(")
 _FORMULAIC_SPAN = re.compile("\u29db(?:\x1b\\[[0-9;]*m)?(?P<body>.*?)(?:\x1b\\[0m)?\u29da", re.S)
 
 
@@ -58,6 +59,33 @@ class _Cut:
         m = re.search(edge + r"\s*".join(chars) + tail, self.text)
         return self.span(m.start(), m.end()) if m else None
 
+    def escape_groups(self) -> _Cut:
+        """The text with the ``g`` of each ``cm(x, g)`` / ``cwc(x, g)`` written ``_g``, so
+        that formulaic reads a Python keyword such as ``class`` as a name (a name in
+        backticks loses them; other quoted names stay). :func:`_factor` drops the ``_``.
+        The ``_`` keeps the origin of the name's first character."""
+        masked = _mask(self.text)
+        edits: list[tuple[int, int, str, tuple[int, ...]]] = []
+        for m in _CENTRING_CALL.finditer(masked):
+            commas, close = _arguments(masked, m.end() - 1)
+            if len(commas) != 1 or close < 0:
+                continue
+            piece = self.text[commas[0] + 1:close]
+            lo = commas[0] + 1 + len(piece) - len(piece.lstrip())
+            hi = commas[0] + 1 + len(piece.rstrip())
+            name = _column_name(piece)
+            if name is not None and _NAME.match(name):
+                first = lo + int(self.text[lo] == "`")
+                at = self.origin[first:first + len(name)]
+                edits.append((lo, hi, "_" + name, (at[0], *at)))
+            elif all(_NAME.match(part) for part in piece.strip().split(":")):  # school:class
+                at = self.origin[lo:hi]
+                edits.append((lo, hi, f"`{piece.strip()}`", (at[0], *at, at[-1])))
+        text, origin = list(self.text), list(self.origin)
+        for lo, hi, new, new_origin in reversed(edits):
+            text[lo:hi], origin[lo:hi] = list(new), list(new_origin)
+        return _Cut("".join(text), tuple(origin))
+
     def without(self, pattern: re.Pattern[str]) -> _Cut:
         """The text with every match of ``pattern`` removed, the rest keeping its origin."""
         keep = [True] * len(self.text)
@@ -65,6 +93,39 @@ class _Cut:
             keep[m.start():m.end()] = [False] * (m.end() - m.start())
         return _Cut("".join(c for c, k in zip(self.text, keep, strict=True) if k),
                     tuple(o for o, k in zip(self.origin, keep, strict=True) if k))
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """The grouping factors of a model (their columns), innermost (``spec.random``) first,
+    for resolving the ``g`` of ``cm(x, g)``."""
+
+    factors: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(":".join(f) for f in self.factors)
+
+    def resolve(self, g: str) -> str | None:
+        """The factor ``g`` names, ``""`` for the innermost; ``None`` if none or ambiguous.
+
+        ``g`` is a factor name (``school:class``) or a column of a factor: the factor
+        with the fewest columns that has it (``class`` in ``(1 | school/class)`` is
+        ``school:class``). The innermost factor is ``""`` (the canonical ``cm(x)``) when
+        the formula alone makes it innermost: its columns include every other factor's
+        columns. Otherwise the data decide which factor is innermost, and
+        :meth:`~recipe_compiler.model.spec.ModelSpec.with_innermost` canonicalises.
+        """
+        names = self.names
+        if g not in names:
+            having = [f for f in self.factors if g in f]
+            fewest = [f for f in having if len(f) == min(map(len, having))]
+            if len(fewest) != 1:
+                return None
+            g = ":".join(fewest[0])
+        inner = set(self.factors[0])
+        fixed = all(inner >= set(f) for f in self.factors[1:])
+        return "" if fixed and g == names[0] else g
 
 
 @lru_cache(maxsize=256)
@@ -77,12 +138,15 @@ def parse_formula(formula: str) -> ModelSpec:
         ``y ~ fixed + (random | g)``. Fixed terms use ``+ - * : 1 0``, ``I(...)``
         (an expression of :mod:`recipe_compiler.model.expr`), ``C(x)`` / ``factor(x)``
         (categorical), ``cm(x)`` (cluster mean of ``x`` over ``g``) and ``cwc(x)``
-        (``x`` centred within cluster). One or more random-effects groups
-        ``(1 + x | g)``; a grouping factor is a column, an interaction ``a:b`` or a
-        nesting ``a/b`` (``(1 | a/b)`` is ``(1 | a) + (1 | a:b)``); crossed factors are
-        separate groups, ``(1 | rater) + (1 | item)``. The random part may be omitted
-        (single-level model). Names that are not plain names go in
-        backticks: ```` `read dis` ````.
+        (``x`` centred within cluster); with several grouping factors ``cm(x, g)`` /
+        ``cwc(x, g)`` average over the clusters of the factor ``g`` (a factor name such
+        as ``school``, or a column of one: ``class`` in ``(1 | school/class)`` is the
+        factor ``school:class``; plain ``cm(x)`` is the innermost factor). One or more
+        random-effects groups ``(1 + x | g)``; a grouping factor is a column, an
+        interaction ``a:b`` or a nesting ``a/b`` (``(1 | a/b)`` is ``(1 | a) + (1 |
+        a:b)``); crossed factors are separate groups, ``(1 | rater) + (1 | item)``. The
+        random part may be omitted (single-level model). Names that are not plain
+        names go in backticks: ```` `read dis` ````.
 
     Returns
     -------
@@ -108,7 +172,7 @@ def parse_formula(formula: str) -> ModelSpec:
                            "intercept-only model", formula, (tilde[0], tilde[0] + 1))
     groups, cut = _cut_random(formula, masked, tilde[0])
     randoms = _random_effects(formula, masked, groups)
-    intercept, terms = _fixed_terms(formula, cut)
+    intercept, terms = _fixed_terms(formula, cut, _Groups(tuple(r.factors for r in randoms)))
     _check_roles(formula, masked, outcome, terms, randoms, cut)
     names = [outcome, *(c for t in terms for c in t.columns)]
     for r in randoms:
@@ -232,7 +296,7 @@ def _random_effects(formula: str, masked: str,
     The innermost term comes first: terms with more grouping columns (``a:b``) before
     terms with fewer, otherwise in formula order.
     """
-    out: list[RandomEffects] = []
+    parts: list[tuple[int, int, _Cut, tuple[str, ...]]] = []
     for start, end in groups:
         inner = formula[start + 1:end - 1]
         bar = masked[start + 1:end - 1].index("|")
@@ -241,17 +305,22 @@ def _random_effects(formula: str, masked: str,
                                "them as separate groups, e.g. (1 | g) + (0 + x | g)",
                                formula, (start + 1 + bar, start + 3 + bar))
         lhs = _Cut(inner[:bar], tuple(range(start + 1, start + 1 + bar)))
-        intercept, slopes = _fixed_terms(formula, lhs)
         for factors in reversed(_grouping_factors(formula, masked, start + 2 + bar, end - 1)):
-            for t in slopes:
-                for f in t.factors:
-                    hit = next((c for c in factors if c in f.columns), None)
-                    if hit is not None:
-                        raise FormulaError(f"the cluster variable '{hit}' cannot have a random "
-                                           "slope over itself", formula, lhs.find(f.name))
-            out.append(RandomEffects(cluster=":".join(factors), intercept=intercept,
-                                     slopes=slopes, span=(start, end), factors=factors))
-    return tuple(sorted(out, key=lambda r: -len(r.factors)))
+            parts.append((start, end, lhs, factors))
+    parts.sort(key=lambda part: -len(part[3]))
+    context = _Groups(tuple(dict.fromkeys(part[3] for part in parts)))
+    out: list[RandomEffects] = []
+    for start, end, lhs, factors in parts:
+        intercept, slopes = _fixed_terms(formula, lhs, context)
+        for t in slopes:
+            for f in t.factors:
+                hit = next((c for c in factors if c in f.columns), None)
+                if hit is not None:
+                    raise FormulaError(f"the cluster variable '{hit}' cannot have a random "
+                                       "slope over itself", formula, lhs.find(f.name))
+        out.append(RandomEffects(cluster=":".join(factors), intercept=intercept,
+                                 slopes=slopes, span=(start, end), factors=factors))
+    return tuple(out)
 
 
 def _grouping_factors(formula: str, masked: str, lo: int, hi: int) -> list[tuple[str, ...]]:
@@ -312,8 +381,10 @@ def _find_after(formula: str, masked: str, name: str) -> tuple[int, int] | None:
     return (tilde + spans[0][1], tilde + spans[0][2]) if spans else None
 
 
-def _fixed_terms(formula: str, cut: _Cut) -> tuple[bool, tuple[Term, ...]]:
+def _fixed_terms(formula: str, cut: _Cut,
+                 groups: _Groups = _Groups()) -> tuple[bool, tuple[Term, ...]]:
     cut = cut.without(_AS_FACTOR)  # R's as.factor(x) is factor(x); `as` is a Python keyword
+    cut = cut.escape_groups()
     text = cut.text if cut.text.strip() else "1"
     try:
         with warnings.catch_warnings():  # Python's hints on odd literals inside I()
@@ -330,8 +401,8 @@ def _fixed_terms(formula: str, cut: _Cut) -> tuple[bool, tuple[Term, ...]]:
         if not t.factors or all(str(f.expr) == "1" for f in t.factors):
             intercept = True
             continue
-        terms.append(Term(tuple(_factor(f, formula, cut) for f in t.factors)))
-    return intercept, tuple(terms)
+        terms.append(Term(tuple(_factor(f, formula, cut, groups) for f in t.factors)))
+    return intercept, tuple(dict.fromkeys(terms))  # cm(x) and cm(x, inner) are one term
 
 
 def _formulaic_error(exc: FormulaSyntaxError, formula: str, cut: _Cut) -> FormulaError:
@@ -342,7 +413,7 @@ def _formulaic_error(exc: FormulaSyntaxError, formula: str, cut: _Cut) -> Formul
     return FormulaError(message.strip(), formula, span)
 
 
-def _factor(factor: Any, formula: str, cut: _Cut) -> Factor:
+def _factor(factor: Any, formula: str, cut: _Cut, groups: _Groups) -> Factor:
     """Our factor of one formulaic factor (its text and its token's place in the cut)."""
     expr = str(factor.expr).strip()
     source = _source(factor, cut)
@@ -363,13 +434,74 @@ def _factor(factor: Any, formula: str, cut: _Cut) -> Factor:
     if fn not in kinds:
         raise FormulaError(f"unknown function '{fn}'; valid: cm(x), cwc(x), C(x), factor(x), "
                            "I(expression)", formula, span)
-    column = _column_name(arg)
+    commas = _top_level(_mask(arg), ",") if fn in ("cm", "cwc") else []
+    group = ""
+    if len(commas) == 1:
+        written = arg[commas[0] + 1:].strip()
+        group = _group(fn, arg[:commas[0]].strip(), written[1:] if written[:1] == "_" else
+                       written, formula, _group_span(cut, source) or span, groups)
+        arg = arg[:commas[0]].strip()
+    column = _column_name(arg) if len(commas) <= 1 else None
     inner = _CALL.match(arg) if column is None and fn in ("cm", "cwc") else None
     if inner is not None and inner.group("fn") in ("C", "factor"):  # cm(C(x)): proportions
         column = _column_name(inner.group("arg"))
     if column is None:
-        raise FormulaError(f"{fn}() takes a single column name, got '{arg}'", formula, span)
-    return Factor(kinds[fn], column)  # type: ignore[arg-type]
+        takes = "a column name and optionally a grouping factor, cm(x, g)," if commas else \
+            "a single column name,"
+        raise FormulaError(f"{fn}() takes {takes} got '{m.group('arg').strip()}'", formula,
+                           span)
+    return Factor(kinds[fn], column, group=group)  # type: ignore[arg-type]
+
+
+def _group(fn: str, x: str, text: str, formula: str, span: tuple[int, int],
+           groups: _Groups) -> str:
+    """The resolved grouping factor ``g`` of ``cm(x, g)`` (``span``: where ``g`` stands)."""
+    g = _column_name(text)
+    if g is None:
+        raise FormulaError(f"the grouping factor of {fn}({x}, ...) must be the name of a "
+                           "grouping factor or of one of its columns", formula, span)
+    if not groups.factors:
+        raise FormulaError(f"{fn}({x}, {g}) averages over the clusters of '{g}', but the model "
+                           f"has no random part; add one such as (1 | {g})", formula, span)
+    resolved = groups.resolve(g)
+    if resolved is None:
+        several = [n for n, f in zip(groups.names, groups.factors, strict=True) if g in f]
+        if several:
+            raise FormulaError(f"'{g}' in {fn}({x}, {g}) is a column of several grouping "
+                               f"factors ({', '.join(several)}); name one of them, e.g. "
+                               f"{fn}({x}, {several[0]})", formula, span)
+        columns = (c for f in groups.factors for c in f)
+        valid = [*groups.names, *(c for c in columns if groups.resolve(c) is not None)]
+        raise FormulaError(f"'{g}' in {fn}({x}, {g}) is not a grouping factor of the model; "
+                           f"valid: {', '.join(dict.fromkeys(valid))}", formula, span)
+    return resolved
+
+
+def _group_span(cut: _Cut, source: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Where the ``g`` of the call ``cm(x, g)`` at ``source`` stands in the formula."""
+    if source is None:
+        return None
+    written = _mask(cut.text[source[0]:source[1]])
+    commas, close = _arguments(written, written.find("("))
+    if len(commas) != 1 or close < 0:
+        return None
+    piece = written[commas[0] + 1:close]
+    lo = source[0] + commas[0] + 1 + len(piece) - len(piece.lstrip())
+    return cut.span(lo, source[0] + commas[0] + 1 + len(piece.rstrip()))
+
+
+def _arguments(masked: str, open_at: int) -> tuple[list[int], int]:
+    """The positions of the commas between the arguments of the call whose ``(`` is at
+    ``open_at`` in masked text, and of its ``)`` (-1 if unbalanced)."""
+    depth = 0
+    commas: list[int] = []
+    for i in range(open_at, len(masked)):
+        depth += {"(": 1, ")": -1}.get(masked[i], 0)
+        if depth == 0:
+            return commas, i
+        if masked[i] == "," and depth == 1:
+            commas.append(i)
+    return commas, -1
 
 
 def _nested_categorical(formula: str, masked: str) -> tuple[str, ...]:

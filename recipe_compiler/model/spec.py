@@ -86,14 +86,15 @@ def var(column: str) -> Factor:
     return Factor("var", column)
 
 
-def cm(column: str) -> Factor:
-    """The cluster mean of a column as a factor."""
-    return Factor("cm", column)
+def cm(column: str, group: str = "") -> Factor:
+    """The cluster mean of a column as a factor (over the clusters of ``group``; empty:
+    the innermost grouping factor)."""
+    return Factor("cm", column, group=group)
 
 
-def cwc(column: str) -> Factor:
-    """The within-cluster deviation of a column as a factor."""
-    return Factor("cwc", column)
+def cwc(column: str, group: str = "") -> Factor:
+    """The within-cluster deviation of a column as a factor (see :func:`cm`)."""
+    return Factor("cwc", column, group=group)
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,10 @@ class ModelSpec:
         Fixed terms in formula order (after expansion of ``*``), without the intercept.
     random : RandomEffects or None
         The random part; ``None`` for a single-level model. With several
-        random-effects terms: the innermost one (see :attr:`randoms`).
+        random-effects terms: the innermost one (see :attr:`randoms`): the one whose
+        columns include every other term's (``school:class`` of ``(1 | school/class)``);
+        else, until :meth:`with_innermost` names the innermost factor the data show,
+        the one with the most columns (the first written on a tie).
     spans : tuple of (str, int, int)
         Where each column name first appears in ``formula`` (for error carets).
     nested_categorical : tuple of str
@@ -261,6 +265,45 @@ class ModelSpec:
                 return (start, end)
         m = _whole_word(name).search(self.formula)
         return (m.start(), m.end()) if m else None
+
+    def with_innermost(self, cluster: str) -> ModelSpec:
+        """The model with the grouping factor ``cluster`` as the innermost one.
+
+        Its random-effects terms become :attr:`random` (the others keep their order),
+        and ``cm(x, cluster)`` / ``cwc(x, cluster)`` become the canonical ``cm(x)`` /
+        ``cwc(x)`` (group ``""``). For a model whose grouping factors are separate
+        terms (``(1 | school) + (1 | class)``) the formula does not say which one is
+        innermost, so the parser keeps each written ``g`` and ``""`` means the
+        innermost factor as the data say; call this with the data's innermost factor
+        (:func:`recipe_compiler.data.levels.nesting`). A model whose :attr:`random`
+        has every other factor's columns (``(1 | school/class)``) is already
+        canonical: ``cluster`` must then be its factor.
+
+        Raises
+        ------
+        ValueError
+            ``cluster`` is not a grouping factor of the model, or the formula already
+            makes another factor innermost.
+        """
+        randoms = self.randoms
+        if self.random is None or cluster == self.random.cluster:
+            return self
+        if cluster not in {r.cluster for r in randoms}:
+            raise ValueError(f"{cluster!r} is not a grouping factor of {self.formula!r}")
+        inner = set(self.random.factors)
+        if all(inner >= set(r.factors) for r in randoms):
+            raise ValueError(f"the formula {self.formula!r} makes {self.random.cluster!r} the "
+                             f"innermost grouping factor, not {cluster!r}")
+
+        def regroup(terms: tuple[Term, ...]) -> tuple[Term, ...]:
+            return tuple(dict.fromkeys(Term(tuple(
+                dataclasses.replace(f, group="") if f.group == cluster else f
+                for f in t.factors)) for t in terms))
+
+        ordered = sorted(randoms, key=lambda r: r.cluster != cluster)
+        moved = [dataclasses.replace(r, slopes=regroup(r.slopes)) for r in ordered]
+        return self.replace(terms=regroup(self.terms), random=moved[0],
+                            more_random=tuple(moved[1:]))
 
     def replace(self, **changes: object) -> ModelSpec:
         """A copy with some fields changed (the spec itself is immutable)."""

@@ -83,7 +83,9 @@ def factor_column(f: Factor, columns: Mapping[str, np.ndarray],
     columns : mapping of str -> ndarray of float
         The measured columns ``f.columns``.
     grouping : Grouping or None
-        The cluster of every row (needed for ``cm`` and ``cwc``).
+        The cluster of every row (needed for ``cm`` and ``cwc``): for ``cm(x, g)``
+        the clusters of the grouping factor ``f.group``, for plain ``cm(x)`` those of
+        the innermost factor (the caller picks).
 
     Returns
     -------

@@ -126,9 +126,9 @@ METHODS_TABLE: tuple[Method, ...] = (
          description="normal model with a random intercept per grouping factor (nested or "
                      "crossed) and random slopes, draws from the posterior predictive",
          new_values=True),
-    _row("3lonly.pmm", "level3", "regression_pmm", ("numeric",), r_miceadds="ml.lmer",
+    _row("3lonly.pmm", "level3", "regression_pmm", ("numeric",), r_miceadds="2lonly.pmm",
          description="outermost-level regression on cluster means, pmm"),
-    _row("3lonly.norm", "level3", "regression_normal", r_miceadds="ml.lmer",
+    _row("3lonly.norm", "level3", "regression_normal", r_miceadds="2lonly.norm",
          description="outermost-level normal regression on cluster means", new_values=True),
     _row("2l.groupmean", "derived", "", r_miceadds="2l.groupmean", r_mice=None,
          description="cluster mean of a level-1 variable"),

@@ -241,8 +241,8 @@ def draw_effects(mom: Moments, omega_inv: np.ndarray,
     chains = not isinstance(rng, np.random.Generator)
     chol_u = cholesky(mom.ztz + omega_inv[..., None, :, :], log, "cluster precision matrices",
                       chains=chains)
-    solved_x = _solve_upper(chol_u, _solve_lower(chol_u, mom.ztx))
-    solved_r = _solve_upper(chol_u, _solve_lower(chol_u, mom.ztr[..., None]))
+    solved_x = solve_upper(chol_u, solve_lower(chol_u, mom.ztx))
+    solved_r = solve_upper(chol_u, solve_lower(chol_u, mom.ztr[..., None]))
     lead, (n_groups, q, d) = mom.ztx.shape[:-3], mom.ztx.shape[-3:]
     flat_t = np.swapaxes(mom.ztx.reshape((*lead, n_groups * q, d)), -1, -2)
     gram = mom.xtx - flat_t @ solved_x.reshape((*lead, n_groups * q, d))
@@ -266,7 +266,7 @@ def draw_effects(mom: Moments, omega_inv: np.ndarray,
     coef_mean, coef = both[..., 0], both[..., 1]
     u = (solved_r - solved_x @ coef[..., None, :, None])[..., 0]
     return Effects(coef=coef, coef_mean=coef_mean,
-                   u=u + _solve_upper(chol_u, noise[..., None])[..., 0])
+                   u=u + solve_upper(chol_u, noise[..., None])[..., 0])
 
 
 def draw_2l(y: np.ndarray, observed: np.ndarray, X: np.ndarray, Z: np.ndarray,
@@ -381,7 +381,7 @@ def draw_2l_batch(t: TargetBatch, rngs: list[np.random.Generator],
     units = z_scale / y_scale
     outer = units[:, :, None] * units[:, None, :]
     if state is None:
-        omega, sigma2 = _initial_state(design, mom, t.g_obs.sizes, float(ys @ ys))
+        omega, sigma2 = initial_state(design, mom, t.g_obs.sizes, float(ys @ ys))
     else:
         check_state(state.u, state.omega, t.grouping.n, units.shape[1], t.name,
                     chains=t.chains)
@@ -506,7 +506,7 @@ def check_state(u: np.ndarray, omega: np.ndarray, n_groups: int, q: int, name: s
                            f"{n_groups} clusters and {q} random effect(s), or is not finite")
 
 
-def _initial_state(design: CentredDesign, mom: Moments, sizes: np.ndarray,
+def initial_state(design: CentredDesign, mom: Moments, sizes: np.ndarray,
                    yty: float) -> tuple[np.ndarray, np.ndarray]:
     """Start values of ``Omega`` and ``sigma2`` per chain on the standardised scale.
 
@@ -536,7 +536,7 @@ def pd_inverse(omega: np.ndarray, log: Recovery, chains: bool = False) -> np.nda
     return np.swapaxes(inv_chol, -1, -2) @ inv_chol
 
 
-def _solve_lower(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
+def solve_lower(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``L x = b`` for stacks ``L`` (..., q, q) and ``b`` (..., q, m)."""
     x = np.empty_like(b)
     for i in range(b.shape[-2]):
@@ -545,7 +545,7 @@ def _solve_lower(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def _solve_upper(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
+def solve_upper(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``L' x = b`` for stacks ``L`` (..., q, q) and ``b`` (..., q, m)."""
     x = np.empty_like(b)
     for i in reversed(range(b.shape[-2])):

@@ -148,8 +148,11 @@ class Imputations:
 
     def fit(self, formula: str, *, reml: bool | None = None, family: str = "gaussian",
             executor: Executor | None = None) -> MIFit:
-        """Fit a two-level mixed model on each completed data set.
+        """Fit a mixed model on each completed data set.
 
+        One grouping factor, or several (nested ``(1 | school/class)``, crossed
+        ``(1 | rater) + (1 | item)``; Gaussian only), as
+        :func:`~recipe_compiler.analysis.lmm_multi.fit_lmm` dispatches.
         ``cm()`` and ``cwc()`` in ``formula`` are computed on each completed data set.
         A column the plan treats as categorical (dummy-coded in the imputation
         model) is dummy-coded in the analysis too, written bare or as ``C(x)``.

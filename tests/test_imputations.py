@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
+from recipe_compiler.datasets.simulate_ml import simulate_ml
 
 FORMULA = "lpo ~ iqv*sex + cm(iqv)*den + (1 | sch)"
 
@@ -178,3 +179,68 @@ def test_long_format_refuses_data_that_already_have_its_columns() -> None:
     assert imp.complete(1).shape == data.shape
     with pytest.raises(rc.DataError, match=r"^the data already have the column\(s\) \.imp,"):
         imp.complete("long")
+
+
+# ------------------------------------------------------------------ several grouping factors
+
+NESTED = "y ~ x + w + z + (1 + x | school/class)"
+CROSSED = "y ~ x + (1 | rater) + (1 | item)"
+
+
+@pytest.fixture(scope="module")
+def three_level() -> pd.DataFrame:
+    """30 schools x 4 classes x 6 pupils; x (pupil), w (class) and z (school) incomplete,
+    and a string index."""
+    d = simulate_ml("three_level", seed=21, sizes=(30, 4, 6)).data
+    d.index = pd.Index([f"r{i}" for i in range(len(d))])
+    return d
+
+
+@pytest.fixture(scope="module")
+def imp3(three_level: pd.DataFrame) -> rc.Imputations:
+    return rc.impute(three_level, NESTED, m=3, maxit=3, seed=5, auxiliary=["a"])
+
+
+def test_a_three_level_formula_imputes_every_level_and_keeps_observed_cells(
+        three_level: pd.DataFrame, imp3: rc.Imputations) -> None:
+    obs = three_level.notna()
+    for done in imp3:
+        assert not done[["x", "w", "z"]].isna().any().any()
+        assert done.where(obs).equals(three_level.where(obs))
+        assert done.groupby(["school", "class"])["w"].nunique().max() == 1
+        assert done.groupby("school")["z"].nunique().max() == 1
+        for t in ("x", "w", "z"):  # the default methods match donors: observed values only
+            assert done[t].isin(three_level[t].dropna()).all(), t
+
+
+def test_a_three_level_imputation_is_the_same_for_any_n_jobs_or_executor(
+        three_level: pd.DataFrame, imp3: rc.Imputations) -> None:
+    two = rc.impute(three_level, NESTED, m=3, maxit=3, seed=5, auxiliary=["a"], n_jobs=2)
+    with ThreadPoolExecutor(2) as pool:
+        threads = rc.impute(three_level, NESTED, m=3, maxit=3, seed=5, auxiliary=["a"],
+                            executor=pool)
+    pd.testing.assert_frame_equal(two.complete("long"), imp3.complete("long"))
+    pd.testing.assert_frame_equal(threads.complete("long"), imp3.complete("long"))
+
+
+def test_a_three_level_fit_pools_fixed_effects_and_components_at_both_levels(
+        imp3: rc.Imputations) -> None:
+    fit = imp3.fit(NESTED)
+    pooled = fit.pool().set_index("term")
+    assert list(pooled.index) == ["(Intercept)", "x", "w", "z"]
+    assert np.isfinite(pooled[["estimate", "std_error"]].to_numpy()).all()
+    components = fit.variance_components()
+    assert {"Intercept~~Intercept|school:class", "x~~x|school:class",
+            "Intercept~~Intercept|school", "Residual~~Residual"} <= set(components.index)
+
+
+def test_a_crossed_formula_imputes_and_pools() -> None:
+    d = simulate_ml("crossed", seed=22, sizes=(40, 20, 6)).data
+    imp = rc.impute(d, CROSSED, m=2, maxit=3, seed=6)
+    obs = d.notna()
+    for done in imp:
+        assert not done["x"].isna().any()
+        assert done.where(obs).equals(d.where(obs))
+    pooled = imp.fit(CROSSED).pool().set_index("term")
+    assert list(pooled.index) == ["(Intercept)", "x"]
+    assert np.isfinite(pooled["std_error"]).all()

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
+from recipe_compiler.compiler.options import Options
 from recipe_compiler.errors import PlanError
-from recipe_compiler.plan import CODES, Derived
+from recipe_compiler.plan import CODES, Cell, Derived, Variable
 
 F7107 = ("lpo ~ iqv*ses + cm(iqv)*cm(ses) + iqv*cm(iqv) + iqv*cm(ses) + ses*cm(iqv) "
          "+ ses*cm(ses) + (1 + ses + iqv | sch)")
@@ -175,3 +176,50 @@ def test_plans_of_different_options_differ(frame: pd.DataFrame) -> None:
 def test_plan_is_immutable(plan: rc.Plan) -> None:
     with pytest.raises(AttributeError):
         plan.visit = ()  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------- several groupings
+
+
+def _nested_plan() -> rc.Plan:
+    """A hand-built three-level plan: the IR alone, no compiler."""
+    variables = (Variable("school:class", "cluster", 2, "cluster"),
+                 Variable("school", "cluster", 3, "cluster"),
+                 Variable("y", "target", 1, "continuous", 4), Variable("x", "target", 1,
+                                                                       "continuous", 3),
+                 Variable("cm(x, school)", "derived", 3, "derived"))
+    cells = (Cell("y", "school:class", -2, "ML.1.0 grouping factor", ""),
+             Cell("y", "school", -2, "ML.1.0 grouping factor", ""),
+             Cell("y", "x", 2, "ML.1.1 level-1 variable + means", ""),
+             Cell("y", "cm(x, school)", 1, "ML.1.1 level-1 variable + means", ""),
+             Cell("x", "school:class", -2, "ML.1.0 grouping factor", ""),
+             Cell("x", "school", -2, "ML.1.0 grouping factor", ""),
+             Cell("x", "y", 2, "ML.1.4 random slope over 'school:class'", ""))
+    return rc.Plan(formula="y ~ x + (1 + x | school/class)", options=Options(),
+                   cluster="school:class", variables=variables,
+                   method_table=(("y", "ml.pmm"), ("x", "ml.norm"),
+                                 ("cm(x, school)", "2l.groupmean")),
+                   cells=cells, derived_defs=(Derived("cm(x, school)", "cm", ("x",), "school"),),
+                   visit=("y", "x", "cm(x, school)"), groupings=("school:class", "school"),
+                   nesting="nested")
+
+
+def test_summary_of_a_plan_with_several_groupings_names_them_and_their_nesting() -> None:
+    lines = _nested_plan().summary().splitlines()
+    assert lines[1] == ("grouping factors (nested, innermost first): school:class (level 2), "
+                        "school (level 3)")
+    assert not any(line.startswith("cluster:") for line in lines)
+    assert "  cm(x, school)            2l.groupmean  groupmean(x) within school" in lines
+    assert "  x            ml.norm        level 1, continuous, 3 missing" in lines
+
+
+def test_smc_advice_of_a_plan_with_several_groupings_does_not_recommend_smc() -> None:
+    advice = _nested_plan().smc_advice
+    assert advice.startswith("note: the random slope of x involve(s) an incomplete variable")
+    assert advice.endswith("(approach=\"smc\" does not cover several grouping factors yet)")
+
+
+def test_explain_of_a_plan_with_several_groupings_cites_the_rules() -> None:
+    ex = _nested_plan().explain("y")
+    assert dict(ex["code"]) == {"school:class": -2, "school": -2, "x": 2, "cm(x, school)": 1}
+    assert ex.loc["cm(x, school)", "step"] == "ML.1.1 level-1 variable + means"

@@ -166,11 +166,21 @@ ERRORS: list[tuple[str, Case, type[rc.RecipeError], str]] = [
     ("random slope on a level-2 variable", lambda d: (d, "y ~ x + z + (1 + z | g)", {}),
      rc.FormulaError, r"^random slope of 'z', a level-2 variable \(constant within clusters of "
                       r"'g'\); random slopes need level-1 variables$"),
-    ("nested grouping", lambda d: (d, "y ~ x + (1 | g/b)", {}), rc.FormulaError,
-     r"^the model has several grouping factors \(g:b, g\); imputation for three-level and "
-     r"crossed models is not available yet .* rc\.fit_lmm"),
-    ("crossed grouping", lambda d: (d, "y ~ x + (1 | g) + (1 | b)", {}), rc.FormulaError,
-     r"^the model has several grouping factors \(g, b\); imputation for three-level and "),
+    ("grouping factor with missing values",
+     lambda d: (_set(d.assign(h=d["g"] // 4), "h", d.index[:3], np.nan), "y ~ x + (1 | h/g)",
+                {}),
+     rc.DataError, r"^cluster variable 'h' has 3 missing values; it must be complete \(drop "
+                   r"those rows or give them a cluster\): rows with index labels "),
+    ("random slope of a level-3 variable on its own grouping",
+     lambda d: (d.assign(h=d["g"] // 4, v=(d["g"] // 4) * 1.5), "y ~ x + v + (1 + v | h/g)",
+                {}),
+     rc.FormulaError, r"^random slope of 'v' over 'h:g': 'v' is a level-3 variable, constant "
+                      r"within every cluster of 'h:g'"),
+    ("declared level-3 column that varies within a school",
+     lambda d: (_set(d.assign(h=d["g"] // 4, v=(d["g"] // 4) * 1.5), "v", d.index[0], 9.0),
+                "y ~ x + v + (1 | h/g)", {"levels": {"v": 3}}),
+     rc.DataError, r"^column 'v' is declared level 3 \(levels=\{'v': 3\}\), but it varies "
+                   r"within 1 of 3 clusters of 'h': 0 \(2 values in "),
     ("level-2 outcome", lambda d: (d, "z ~ x + (1 | g)", {}), rc.FormulaError,
      r"^the outcome 'z' is constant within every cluster of 'g' \(a level-2 variable\); a "
      r"two-level model needs a level-1 outcome$"),
@@ -212,7 +222,7 @@ def cat_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 PLAN_ERRORS: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
     ("a plan column missing", lambda d: d.drop(columns=["x"]),
-     r"^the plan uses column 'x', which is not in the data; valid names: "),
+     r"^column 'x' of the plan is not in the data; valid names: "),
     ("the plan's cluster missing", lambda d: d.drop(columns=["g"]),
      r"^cluster variable 'g' is not in the data; valid names: "),
     ("a complete covariate now incomplete", lambda d: _set(d, "b", 3, np.nan),

@@ -1,24 +1,29 @@
 """``compile``: formula + data + options -> :class:`~recipe_compiler.plan.Plan`.
 
-The pipeline: parse (model/parse.py) -> schema of the model's columns (data/schema.py)
--> recipe passes per target (level1.py, level2.py) -> derived variables and their DAG
-(graph.py) -> the frozen plan.
+The pipeline: parse (model/parse.py) -> schema of the model's columns (data/schema.py;
+with several grouping factors, how they nest: data/levels.py) -> recipe passes per
+target (level1.py, level2.py; multilevel.py with several grouping factors) -> derived
+variables and their DAG (graph.py) -> the frozen plan.
 """
 
 from __future__ import annotations
 
 from typing import Literal, overload
 
+import numpy as np
 import pandas as pd
 
-from ..data.schema import check_columns, check_frame, infer_schema, require_columns
+from ..data.grouping import Grouping
+from ..data.levels import Nesting, nesting
+from ..data.schema import DataSchema, check_columns, check_frame, infer_schema, require_columns
 from ..errors import DataError, FormulaError, OptionError, suggest
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
 from ..plan import Cell, Derived, ModelPlan, Plan, Role, Variable
-from . import Context, Entry, check_model, check_one_grouping, level1_row, level2_row
+from . import Context, Entry, check_model, level1_row, level2_row
 from .graph import visit_sequence
 from .methods import GROUPMEAN, check_method, default_method, target_kind, target_scope
+from .multilevel import check_multilevel, grouping_cells, multilevel_rows, multilevel_scope
 from .options import make_options
 from .smc import check_approach, compile_model_plan
 
@@ -39,7 +44,10 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
                  **options: object) -> Plan | ModelPlan:
     """Compile the imputation model implied by a mixed model (FIMD Tables 7.5, 7.6).
 
-    With ``approach="smc"``, the model-based plan instead (see
+    With several grouping factors (``(1 | school/class)``, ``(1 + x | class) + (1 |
+    school)``, crossed ``(1 | rater) + (1 | item)``) the data say whether they are
+    nested or crossed, and the rules ML.* of :mod:`.multilevel` give the rows. With
+    ``approach="smc"``, the model-based plan instead (see
     :func:`~recipe_compiler.compiler.smc.compile_model_plan`).
 
     Parameters
@@ -56,7 +64,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         "cluster"), ``random_slopes`` ("include" | "means_only"), ``auxiliary``
         (list of columns; ``"C(x)"`` declares ``x`` categorical), ``methods``
         ({column: method}), ``categorical`` (columns to treat as ``C(x)``),
-        ``levels`` ({column: 1 | 2}, overriding inference); with ``approach="smc"``
+        ``levels`` ({column: 1 | 2 | 3}, overriding inference); with ``approach="smc"``
         only ``auxiliary`` and ``methods`` ({column: "normal" | "logit"}).
 
     Returns
@@ -75,42 +83,74 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         raise FormulaError(f"the model must be a formula string such as 'y ~ x + (1 | g)' or a "
                            f"ModelSpec, got {type(model).__name__}")
     spec = parse_formula(model) if isinstance(model, str) else model
-    check_one_grouping(spec)
+    several = len(spec.randoms) > 1
     if spec.random is None and opts.centering == "cluster":
         raise OptionError("centering='cluster' needs clusters, but the formula has no random "
                           "part such as (1 | cluster); use centering='none'")
     check_frame(data)
     check_columns(spec, data)
+    nest = nesting(data, [r.cluster for r in spec.randoms]) if several else None
+    if nest is not None:
+        spec = spec.with_innermost(nest.innermost)
+    groupings = {*spec.grouping_columns, *(nest.groupings if nest else ())} if several else {
+        spec.cluster}
     for aux in opts.auxiliary:
         require_columns(data, [aux], "auxiliary column '{}'")
-        if aux == spec.cluster:
+        if aux in groupings:
             raise OptionError(f"auxiliary column '{aux}' is the cluster variable, which every "
                               "imputation model already uses (code -2)")
-    columns = [c for c in (*spec.columns, *opts.auxiliary) if c != spec.cluster]
+    columns = [c for c in (*spec.columns, *opts.auxiliary) if c not in groupings]
     for c in opts.categorical:
         if c not in columns:
             raise OptionError(f"categorical: '{c}' is not a column of the formula or an "
                               f"auxiliary column; {suggest(c, columns)}")
-    schema = infer_schema(data, columns, spec.cluster,
+    cluster = nest.innermost if nest else spec.cluster
+    schema = infer_schema(data, columns, cluster,
                           categorical=[*spec.categorical, *opts.categorical],
-                          levels=opts.declared_levels)
+                          levels=opts.declared_levels, groupings=nest)
     for info in schema.columns:
         if info.n_missing and info.n_observed < 2:
             raise DataError(f"column '{info.name}' has {info.n_missing} missing values and only "
                             f"{info.n_observed} observed value; at least 2 observed values are "
                             "needed to impute it (drop it from the model or supply more data)")
-        if info.n_missing and info.level == 2 and spec.cluster is not None:
-            seen = data.loc[data[info.name].notna(), spec.cluster].nunique()
-            if seen < 2:
-                raise DataError(f"column '{info.name}' is a level-2 variable observed in only "
-                                f"{seen} cluster of '{spec.cluster}'; at least 2 clusters with "
-                                "an observed value are needed to impute it (drop it from the "
-                                "model or supply more data)")
-    ctx = Context(spec, schema, opts)
-    check_model(ctx)
-    rows = _rows(ctx)
-    methods = _methods(ctx)
-    return _assemble(ctx, rows, methods)
+        if info.n_missing and info.level >= 2 and cluster is not None and (
+                nest is None or nest.kind == "nested"):  # crossed: refused by check_multilevel
+            _check_observed_clusters(data, info.name, info.level,
+                                     nest.groupings[info.level - 2] if nest else cluster)
+    if nest is None:
+        ctx = Context(spec, schema, opts)
+        check_model(ctx)
+        return _assemble(ctx, _rows(ctx), _methods(ctx))
+    ctx = Context(spec, schema, opts, nest.groupings, nest.kind, _constant_in(data, schema, nest))
+    check_multilevel(ctx)
+    return _assemble(ctx, multilevel_rows(ctx), _methods(ctx))
+
+
+def _check_observed_clusters(data: pd.DataFrame, column: str, level: int, group: str) -> None:
+    """A level-2 (3) column must be observed in at least 2 clusters of its grouping factor."""
+    grouping = Grouping.from_column(data, group)
+    seen = np.unique(grouping.codes[data[column].notna().to_numpy()]).size
+    if seen < 2:
+        raise DataError(f"column '{column}' is a level-{level} variable observed in only "
+                        f"{seen} cluster of '{group}'; at least 2 clusters with "
+                        "an observed value are needed to impute it (drop it from the "
+                        "model or supply more data)")
+
+
+def _constant_in(data: pd.DataFrame, schema: DataSchema, nest: Nesting
+                 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Crossed factors: each level-2 column with the factors it is constant within."""
+    if nest.kind != "crossed":
+        return ()
+    groups = [Grouping.from_column(data, g) for g in nest.groupings]
+    out = []
+    for info in schema.columns:
+        if info.level > 1:
+            x = data[info.name]
+            observed = x.notna().to_numpy()
+            out.append((info.name, tuple(g.name or "" for g in groups
+                                         if g.constant_within(x, observed))))
+    return tuple(out)
 
 
 def _rows(ctx: Context) -> dict[str, list[Entry]]:
@@ -150,7 +190,8 @@ def _methods(ctx: Context) -> dict[str, str]:
     out = {}
     for t in ctx.targets:
         info = ctx.schema[t]
-        scope = target_scope(ctx.spec.random is not None, info.level)
+        scope = (multilevel_scope(ctx, t) if ctx.several
+                 else target_scope(ctx.spec.random is not None, info.level))
         kind = target_kind(t in ctx.categorical, len(info.categories), info.ordered)
         if t in overrides:
             out[t] = check_method(overrides[t], scope,
@@ -163,9 +204,12 @@ def _methods(ctx: Context) -> dict[str, str]:
 def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str]) -> Plan:
     derived: dict[str, Derived] = {}
     cells: list[Cell] = []
-    cluster = ctx.spec.cluster
+    cluster = ctx.groupings[0] if ctx.several else ctx.spec.cluster
     for target, entries in rows.items():
-        if cluster:
+        if ctx.several:
+            cells.extend(Cell(target, g, -2, step, reason)
+                         for g, step, reason in grouping_cells(ctx, target))
+        elif cluster:
             cells.append(Cell(target, cluster, -2, "7.5.9 / 7.6.8 cluster variable",
                               "cluster variable of the analysis model"))
         for e in entries:
@@ -173,10 +217,12 @@ def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str
             cells.append(Cell(target, name, e.code, e.step, e.reason))
     for d in derived.values():
         if d.op == "cm" and cluster:
-            cells.append(Cell(d.name, cluster, -2, GROUPMEAN, "cluster variable"))
+            cells.append(Cell(d.name, d.detail or cluster, -2, GROUPMEAN, "cluster variable"))
             cells.append(Cell(d.name, d.parents[0], 1, GROUPMEAN,
                               f"cluster mean of {d.parents[0]}"))
-    variables = [Variable(cluster, "cluster", 2, "cluster")] if cluster else []
+    variables = [Variable(g, "cluster", ctx.grouping_level(g), "cluster")
+                 for g in ctx.groupings] if ctx.several else (
+        [Variable(cluster, "cluster", 2, "cluster")] if cluster else [])
     for c in ctx.measured:
         info = ctx.schema[c]
         role: Role = "target" if c in ctx.targets else "covariate"
@@ -192,15 +238,20 @@ def _assemble(ctx: Context, rows: dict[str, list[Entry]], methods: dict[str, str
     table = [(t, m) for t, m in methods.items()] + [(d.name, d.method) for d in derived.values()]
     return Plan(formula=ctx.spec.formula, options=ctx.options, cluster=cluster,
                 variables=tuple(variables), method_table=tuple(table), cells=tuple(cells),
-                derived_defs=tuple(derived.values()), visit=visit)
+                derived_defs=tuple(derived.values()), visit=visit, groupings=ctx.groupings,
+                nesting="" if not ctx.several else "nested" if ctx.nesting == "nested"
+                else "crossed")
 
 
 def _level(ctx: Context, name: str, derived: dict[str, Derived]) -> int:
+    """A derived variable's level: a mean's is its grouping factor's (at least its parent's);
+    any other's the lowest of its parents'."""
     if name in derived:
         d = derived[name]
+        parents = [_level(ctx, p, derived) for p in d.parents]
         if d.op == "cm":
-            return 2
-        return 2 if all(_level(ctx, p, derived) == 2 for p in d.parents) else 1
+            return max(ctx.grouping_level(d.detail) if ctx.several else 2, *parents)
+        return min(parents)
     return ctx.level(name)
 
 
@@ -224,9 +275,9 @@ def _declare_factor(f: Factor, derived: dict[str, Derived]) -> str:
         base = _declare_factor(Factor("dummy", f.column, level=f.level) if f.level
                                else Factor("var", f.column), derived)
         if f.kind == "cm":
-            d = Derived(f.name, "cm", (base,))
+            d = Derived(f.name, "cm", (base,), f.group)
         else:
-            mean = _declare_factor(Factor("cm", f.column, level=f.level), derived)
+            mean = _declare_factor(Factor("cm", f.column, level=f.level, group=f.group), derived)
             d = Derived(f.name, "cwc", (base, mean))
     elif f.kind == "dummy":
         d = Derived(f.name, "dummy", (f.column,), f.level)

@@ -2,7 +2,9 @@
 
 A :class:`Context` joins the parsed model, the data schema and the options, and
 answers the questions the recipes ask of a term: its level, its dummy-coded
-expansion, its cluster-centred form, its image under a role swap.
+expansion, its cluster-centred form, its image under a role swap. With several
+grouping factors it also holds them (innermost first for nested ones) and how
+they relate, and names every cluster mean with its grouping factor.
 """
 
 from __future__ import annotations
@@ -31,16 +33,75 @@ class Entry:
 
 @dataclass(frozen=True)
 class Context:
-    """The model, the schema of its columns and the options, for the recipe passes."""
+    """The model, the schema of its columns and the options, for the recipe passes.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    schema : DataSchema
+    options : Options
+    groupings : tuple of str
+        With several grouping factors: all of them, innermost first for nested
+        factors (``("school:class", "school")``), formula order for crossed ones;
+        else empty.
+    nesting : {"", "nested", "crossed"}
+    constant_in : tuple of (str, tuple of str)
+        Crossed factors: each level-2 column with the factors it is constant within.
+    """
 
     spec: ModelSpec
     schema: DataSchema
     options: Options
+    groupings: tuple[str, ...] = ()
+    nesting: str = ""
+    constant_in: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def several(self) -> bool:
+        """A model with several grouping factors (three-level or crossed)."""
+        return len(self.groupings) > 1
+
+    def grouping_level(self, group: str) -> int:
+        """Level of a grouping factor's clusters: 2 innermost (and crossed), 3 the next."""
+        if self.nesting != "nested":
+            return 2
+        return self.groupings.index(self.group_of(group)) + 2
+
+    def group_of(self, group: str) -> str:
+        """The grouping factor ``cm(x, group)`` averages over, as named in :attr:`groupings`.
+
+        Empty: the innermost; ``class`` also names the nested factor ``school:class``.
+
+        Raises
+        ------
+        FormulaError
+            ``group`` is not a grouping factor of the model.
+        """
+        if not self.groupings:
+            return group
+        if not group:
+            return self.groupings[0]
+        if group in self.groupings:
+            return group
+        inner = [g for g in self.groupings if g.split(":")[-1] == group]
+        if len(inner) == 1:
+            return inner[0]
+        raise FormulaError(f"'{group}' in cm(..., {group}) is not a grouping factor of the model; "
+                           f"grouping factors: {', '.join(self.groupings)}", self.spec.formula,
+                           self.spec.span_of(group))
+
+    def constant_within(self, column: str, group: str) -> bool:
+        """The column is constant within every cluster of the grouping factor."""
+        if self.nesting == "crossed":
+            return group in dict(self.constant_in).get(column, ())
+        return self.level(column) >= self.grouping_level(group)
 
     @cached_property
     def measured(self) -> tuple[str, ...]:
         """Model columns then auxiliaries, without the cluster: the plan's measured order."""
-        cols = [c for c in self.spec.columns if c != self.spec.cluster]
+        skip = {self.spec.cluster, *self.spec.grouping_columns} if self.several else {
+            self.spec.cluster}
+        cols = [c for c in self.spec.columns if c not in skip]
         return tuple(dict.fromkeys([*cols, *self.options.auxiliary]))
 
     @cached_property
@@ -49,7 +110,7 @@ class Context:
         return frozenset(self.options.auxiliary) - set(self.spec.columns)
 
     def level(self, column: str) -> int:
-        """Level (1 or 2) of a measured column."""
+        """Level (1, 2 or 3) of a measured column."""
         return self.schema[column].level
 
     @cached_property
@@ -63,6 +124,11 @@ class Context:
         return tuple(c for c in self.measured if self.level(c) == 2 and c not in self.auxiliary)
 
     @cached_property
+    def level3(self) -> tuple[str, ...]:
+        """Level-3 model columns (not auxiliaries), in plan order."""
+        return tuple(c for c in self.measured if self.level(c) == 3 and c not in self.auxiliary)
+
+    @cached_property
     def categorical(self) -> frozenset[str]:
         """Columns that enter the plan as dummy columns."""
         written = {f.column for t in self.spec.terms for f in t.factors if f.kind == "cat"}
@@ -71,23 +137,26 @@ class Context:
 
     @cached_property
     def targets(self) -> tuple[str, ...]:
-        """Incomplete columns: the outcome, other level-1 ones, then level-2 ones."""
+        """Incomplete columns: the outcome, other level-1 ones, then level-2, level-3 ones."""
         incomplete = [c for c in self.measured if self.schema[c].n_missing > 0]
         first = [c for c in incomplete if c == self.spec.outcome]
-        l1 = [c for c in incomplete if c != self.spec.outcome and self.level(c) == 1]
-        l2 = [c for c in incomplete if c != self.spec.outcome and self.level(c) == 2]
-        return tuple(first + l1 + l2)
+        rest = sorted((c for c in incomplete if c != self.spec.outcome), key=self.level)
+        return tuple(first + rest)
 
     # ------------------------------------------------------------------ factors and terms
 
     def factor_level(self, f: Factor) -> int:
-        """Level of a factor: ``cm(x)`` is level 2; others take their columns' level."""
+        """Level of a factor: ``cm(x, g)`` that of g's clusters (``cm(x)``: 2), ``cwc(x)`` 1;
+        others take their columns' level."""
         if f.kind == "cm":
-            return 2
+            return max(self.grouping_level(f.group) if self.several else 2,
+                       *(self.level(c) for c in f.columns))
+        if f.kind == "cwc" and self.several:
+            return 1
         return max(self.level(c) for c in f.columns)
 
     def term_level(self, t: Term) -> int:
-        """1 if any factor is level-1, else 2."""
+        """The lowest level of its factors (1 if any factor is level-1)."""
         return min(self.factor_level(f) for f in t.factors)
 
     def interaction_step(self, t: Term) -> str:
@@ -110,7 +179,7 @@ class Context:
             if f.kind in ("cat", "var", "cm", "cwc") and f.column in self.categorical:
                 kind = f.kind if f.kind in ("cm", "cwc") else "dummy"
                 levels = self.schema[f.column].categories[1:]
-                choices.append([Factor(kind, f.column, level=lv) for lv in levels])
+                choices.append([Factor(kind, f.column, level=lv, group=f.group) for lv in levels])
             else:
                 choices.append([f])
         return [self.canonical(Term(tuple(c))) for c in product(*choices)]
@@ -129,13 +198,22 @@ class Context:
         return {c: i for i, c in enumerate(self.measured)}
 
     def canonical(self, t: Term) -> Term:
-        """Factors ordered by their column's place in the plan, raw before cm."""
+        """Factors ordered by their column's place in the plan, raw before cm.
+
+        With several grouping factors, every ``cm`` / ``cwc`` names its grouping
+        factor (``cm(x)`` becomes ``cm(x, school:class)``).
+        """
         rank = self._rank
 
-        def key(f: Factor) -> tuple[int, int, str]:
-            return (min(rank.get(c, len(rank)) for c in f.columns), f.kind == "cm", f.name)
+        def key(f: Factor) -> tuple[int, int, int, str]:
+            group = self.groupings.index(f.group) if f.group in self.groupings else -1
+            return (min(rank.get(c, len(rank)) for c in f.columns), f.kind == "cm", group, f.name)
 
-        return Term(tuple(sorted(t.factors, key=key)))
+        factors = t.factors
+        if self.several:
+            factors = tuple(dataclasses.replace(f, group=self.group_of(f.group))
+                            if f.kind in ("cm", "cwc") else f for f in factors)
+        return Term(tuple(sorted(factors, key=key)))
 
     def swap(self, t: Term, a: str, b: str) -> Term:
         """The image of a term under the role map ``a <-> b`` (section 7.10.7).
@@ -161,7 +239,10 @@ class Context:
 
 
 def check_one_grouping(spec: ModelSpec) -> None:
-    """Refuse a model with several grouping factors: the recipes cover two levels.
+    """Refuse a model with several grouping factors for ``approach="smc"``.
+
+    The FCS recipes cover three-level and crossed models (:mod:`.multilevel`);
+    the model-based imputation covers two levels.
 
     Raises
     ------
@@ -172,11 +253,11 @@ def check_one_grouping(spec: ModelSpec) -> None:
         return
     second = spec.randoms[1]
     factors = ", ".join(r.cluster for r in spec.randoms)
-    raise FormulaError(f"the model has several grouping factors ({factors}); imputation for "
-                       "three-level and crossed models is not available yet (the term "
-                       f"(... | {second.cluster}) has no recipe), but the analysis is: "
-                       "rc.fit_lmm(formula, data) fits this model to complete or completed "
-                       "data", spec.formula, second.span)
+    raise FormulaError(f"the model has several grouping factors ({factors}); model-based "
+                       "imputation for three-level and crossed models is not available yet (the "
+                       f"term (... | {second.cluster}) has no model in approach=\"smc\"): use "
+                       "approach=\"fcs\" (the default); and rc.fit_lmm(formula, data) fits this "
+                       "model to complete or completed data", spec.formula, second.span)
 
 
 def check_model(ctx: Context) -> None:

@@ -50,8 +50,10 @@ class Options:
         Columns declared categorical (as ``C(x)`` in the formula would), e.g. a
         numeric code or a column of strings; ``auxiliary=["C(x)"]`` declares ``x``.
     levels : tuple of (str, int)
-        Declared levels ``(column, 1 or 2)``, overriding inference; a column
-        declared level 2 must be constant within every cluster.
+        Declared levels ``(column, 1, 2 or 3)``, overriding inference; a column
+        declared level 2 must be constant within every cluster, one declared
+        level 3 (a model with two nested grouping factors) within every cluster
+        of the outer factor.
     """
 
     interactions: str = "implied"
@@ -125,11 +127,12 @@ def make_options(**options: object) -> Options:
 
 
 def _level(column: object, level: object) -> int:
-    """A declared level: the integer 1 or 2 (also written as a string by the CLI)."""
-    if not isinstance(level, bool) and str(level).strip() in ("1", "2"):
+    """A declared level: the integer 1, 2 or 3 (also written as a string by the CLI)."""
+    if not isinstance(level, bool) and str(level).strip() in ("1", "2", "3"):
         return int(str(level).strip())
     raise OptionError(f"levels[{str(column)!r}]={level!r} is not valid; a column is level 1 "
-                      "(varies within clusters) or 2 (one value per cluster)")
+                      "(varies within clusters) or 2 (one value per cluster), or in a "
+                      "three-level model 3 (one value per cluster of the outer grouping factor)")
 
 
 def _names(value: object, option: str) -> tuple[str, ...]:

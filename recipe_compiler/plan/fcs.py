@@ -222,7 +222,12 @@ class Plan(VariableLookup):
     def summary(self) -> str:
         """A readable multi-line description of the plan."""
         lines = [f"Imputation plan for: {self.formula}"]
-        if self.cluster:
+        if self.several_groupings:
+            levels = {v.name: v.level for v in self.variables if v.role == "cluster"}
+            which = ", ".join(f"{g} (level {levels.get(g, 2)})" for g in self.groupings)
+            order = ", innermost first" if self.nesting == "nested" else ""
+            lines.append(f"grouping factors ({self.nesting}{order}): {which}")
+        elif self.cluster:
             lines.append(f"cluster: {self.cluster}")
         opts = self.options.to_dict()
         lines.append("options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()
@@ -240,7 +245,8 @@ class Plan(VariableLookup):
             lines.append("")
             lines.append("derived variables:")
             for d in self.derived_defs:
-                lines.append(f"  {d.name:<24} {d.method:<13} {d.expression}")
+                within = f" within {d.detail}" if d.op == "cm" and d.detail else ""
+                lines.append(f"  {d.name:<24} {d.method:<13} {d.expression}{within}")
         lines.append("")
         lines.append("predictor matrix (target rows, non-zero columns):")
         pm = self.predictor_matrix.loc[self.targets]
@@ -255,7 +261,9 @@ class Plan(VariableLookup):
         """One line recommending ``approach="smc"`` where the recipes are approximate.
 
         Empty unless the analysis model has a random slope on an incomplete
-        variable or an interaction involving one.
+        variable or an interaction involving one. With several grouping factors,
+        which ``approach="smc"`` does not cover yet, the note only says that the
+        recipes are approximate there.
         """
         try:
             spec = parse_formula(self.formula)
@@ -269,6 +277,10 @@ class Plan(VariableLookup):
             return ""
         what = [f"random slope of {', '.join(slopes)}"] if slopes else []
         what += [f"interaction {', '.join(products)}"] if products else []
+        if self.several_groupings:
+            return (f"note: the {' and the '.join(what)} involve(s) an incomplete variable, "
+                    "where the FCS recipes are approximate (approach=\"smc\" does not cover "
+                    "several grouping factors yet)")
         return (f"note: the {' and the '.join(what)} involve(s) an incomplete variable, where "
                 "the FCS recipes are approximate; approach=\"smc\" is the unbiased alternative")
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..compiler.methods import method
 from ..data.grouping import Grouping
 from ..plan import Derived
-from .passive import compute
+from .passive import compute, mean_grouping
 from .problem import Layout, Problem
 from .samplers import get_sampler
 from .samplers.registry import TargetBatch, is_batched
@@ -67,8 +67,9 @@ class ChainState:
         Current completed values of every plan variable.
     designs : dict of str -> Design
         Each target's designs, kept in step with ``values``.
-    means : dict of str -> ndarray, shape (C, n_clusters)
-        Cluster means of the variables some design holds as cluster means.
+    means : dict of (str, str) -> ndarray, shape (C, n_clusters)
+        Means of the variables some design holds as means, keyed by the variable
+        and the grouping factor they average over (``""``: the plan's cluster).
     samplers : dict of str -> object
         Each target's sampler state (a list with one state per chain for an
         unbatched sampler).
@@ -76,7 +77,7 @@ class ChainState:
 
     values: dict[str, np.ndarray]
     designs: dict[str, Design] = field(default_factory=dict)
-    means: dict[str, np.ndarray] = field(default_factory=dict)
+    means: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     samplers: dict[str, object] = field(default_factory=dict)
 
 
@@ -160,13 +161,10 @@ def run_chain(problem: Problem, maxit: int, seed: np.random.SeedSequence,
 def start(problem: Problem, rngs: list[np.random.Generator]) -> ChainState:
     """The state after the initial fill of each chain (:func:`initial_fill`), designs built."""
     state = ChainState(values=initial_fill(problem, rngs))
-    for name, readers in problem.readers.items():
-        if any(kind == "mean" or problem.layouts[t].scope == "level2" for t, kind, _ in readers):
-            state.means[name] = cluster_means(problem.grouping, state.values[name])
     for t, lay in problem.layouts.items():
         state.designs[t] = _empty_design(lay, len(rngs))
     for name in problem.readers:
-        refresh(problem, state, name)
+        refresh(problem, state, name)  # computes the means it needs too
     for t, lay in problem.layouts.items():  # shift each column by its starting mean
         d = state.designs[t]
         rows = len(lay.rows_obs) + len(lay.rows_mis)
@@ -183,7 +181,7 @@ def _empty_design(lay: Layout, chains: int) -> Design:
                x_offset=np.zeros((chains, p)))
     d.x_obs[:, 0] = 1.0
     d.x_mis[:, 0] = 1.0
-    if lay.scope == "level1":
+    if lay.scope in ("level1", "multilevel"):
         q = len(lay.random)
         d.z_obs, d.z_mis = np.empty((chains, q, n1)), np.empty((chains, q, n0))
     return d
@@ -196,20 +194,30 @@ def cluster_means(grouping: Grouping, values: np.ndarray) -> np.ndarray:
     return grouping.segment_sums(values) * inverse
 
 
+def averaged_over(problem: Problem, name: str) -> tuple[str, ...]:
+    """The grouping factors over which some design holds means of ``name`` (``""``: the
+    plan's cluster), each once, in the order of its readers."""
+    overs = [problem.layouts[t].over for t, kind, _ in problem.readers.get(name, ())
+             if kind == "mean" or problem.layouts[t].aggregated]
+    return tuple(dict.fromkeys(overs))
+
+
 def refresh(problem: Problem, state: ChainState, name: str, drawn: bool = False) -> None:
     """Copy the current values of ``name`` into every design column that holds it.
 
     With ``drawn`` (right after an update of target ``name``) a fixed-design
     column of its values is rewritten only at the rows the update drew
-    (:attr:`~.problem.Problem.drawn`).
+    (:attr:`~.problem.Problem.drawn`). Columns of means (over the layout's
+    ``over`` grouping; every column of an aggregated layout) take the means,
+    recomputed once per grouping.
     """
     values = state.values[name]
-    if name in state.means:
-        state.means[name] = cluster_means(problem.grouping, values)
+    for over in averaged_over(problem, name):
+        state.means[name, over] = cluster_means(problem.grouping_over(over), values)
     for t, kind, j in problem.readers.get(name, ()):
         lay, d = problem.layouts[t], state.designs[t]
-        mean = kind == "mean" or lay.scope == "level2"
-        source = state.means[name] if mean else values
+        mean = kind == "mean" or lay.aggregated
+        source = state.means[name, lay.over] if mean else values
         obs, mis = lay.source_rows(mean)
         if drawn and not mean and (name, t) in problem.drawn:
             pos_obs, rows_obs, pos_mis, rows_mis = problem.drawn[name, t]
@@ -266,20 +274,23 @@ def sweep(problem: Problem, state: ChainState, rngs: list[np.random.Generator],
         refresh(problem, state, name, drawn=True)
         for d in problem.descendants.get(name, ()):
             state.values[d] = derive(derived[d], state.values, problem.grouping,
-                                     problem.categories)
+                                     problem.categories, problem.groupings)
             refresh(problem, state, d)
 
 
 def derive(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
-           categories: Mapping[str, tuple[str, ...]]) -> np.ndarray:
+           categories: Mapping[str, tuple[str, ...]],
+           groupings: Mapping[str, Grouping] | None = None) -> np.ndarray:
     """A derived variable in every chain, ``(C, n)``.
 
-    Cluster means, centring and products are computed for all chains at once,
-    exactly as :func:`~.passive.compute` does for one chain; other operations
-    go through :func:`~.passive.compute` chain by chain.
+    Cluster means (over ``grouping``, or over the grouping factor that
+    ``d.detail`` names among ``groupings``), centring and products are computed
+    for all chains at once, exactly as :func:`~.passive.compute` does for one
+    chain; other operations go through :func:`~.passive.compute` chain by chain.
     """
     if d.op == "cm":
-        return np.take(cluster_means(grouping, values[d.parents[0]]), grouping.codes, axis=1)
+        over = mean_grouping(d, grouping, groupings)
+        return np.take(cluster_means(over, values[d.parents[0]]), over.codes, axis=1)
     if d.op == "cwc":
         return values[d.parents[0]] - values[d.parents[1]]
     if d.op == "product":
@@ -288,8 +299,8 @@ def derive(d: Derived, values: Mapping[str, np.ndarray], grouping: Grouping,
             out *= values[p]
         return out
     chains = len(next(iter(values.values())))
-    return np.stack([compute(d, {k: v[c] for k, v in values.items()}, grouping, categories)
-                     for c in range(chains)])
+    return np.stack([compute(d, {k: v[c] for k, v in values.items()}, grouping, categories,
+                             groupings) for c in range(chains)])
 
 
 def initial_values(problem: Problem, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -301,20 +312,25 @@ def initial_fill(problem: Problem, rngs: list[np.random.Generator]) -> dict[str,
     """Each chain's initial fill by random draws from the observed values, then the
     derived variables; arrays ``(C, n)``.
 
-    Level-1 targets draw from the observed values of the same cluster where it
-    has any (else from all observed values); level-2 targets take their cluster's
-    observed value where a cluster has one, else an observed cluster's value.
+    Targets updated on the data rows draw from the observed values of the same
+    (innermost) cluster where it has any (else from all observed values);
+    targets updated on clusters (level 2, level 3) take their cluster's observed
+    value where a cluster has one, else an observed cluster's value.
     """
     plan, grouping = problem.plan, problem.grouping
     values = {name: np.repeat(col[None], len(rngs), axis=0)
               for name, col in problem.columns.items()}
     for t in plan.targets:
-        obs = problem.observed[t]
-        fill = fill_level2 if method(problem.methods[t]).scope == "level2" else fill_level1
-        values[t] = fill(problem.columns[t], obs, grouping, rngs)
+        obs, lay = problem.observed[t], problem.layouts[t]
+        if lay.aggregated:
+            values[t] = fill_level2(problem.columns[t], obs, problem.grouping_over(lay.over),
+                                    rngs)
+        else:
+            values[t] = fill_level1(problem.columns[t], obs, grouping, rngs)
     derived = plan.derived
     for name in problem.derived_order:
-        values[name] = derive(derived[name], values, grouping, problem.categories)
+        values[name] = derive(derived[name], values, grouping, problem.categories,
+                              problem.groupings)
     return values
 
 
@@ -362,15 +378,17 @@ def update(problem: Problem, state: ChainState, name: str, rngs: list[np.random.
     :class:`~.problem.Layout`): for ``level2`` one row per cluster (the cluster's
     own observed value, predictors aggregated to cluster means), for ``level1``
     the rows with the predictors' cluster means (codes 3, 4) and random slopes
-    (codes 2, 4), for ``single`` the rows. A batched sampler draws for all chains
-    at once; an unbatched one is called chain by chain with that chain's generator.
+    (codes 2, 4), for ``single`` the rows, for ``multilevel`` the target's units
+    with one random-intercept block per further grouping factor, for ``level3``
+    one row per outermost cluster. A batched sampler draws for all chains at
+    once; an unbatched one is called chain by chain with that chain's generator.
     """
     row = method(problem.methods[name], f"methods[{name!r}]")
     sampler = get_sampler(row.sampler, row.name)
     lay, d = problem.layouts[name], state.designs[name]
     batch = TargetBatch(name, lay.y_obs, lay.observed, d.x_obs, d.x_mis, d.x_offset, d.z_obs,
                         d.z_mis, lay.grouping, lay.g_obs, lay.g_mis,
-                        len(problem.categories.get(name, ())), donors)
+                        len(problem.categories.get(name, ())), donors, lay.blocks)
     previous = state.samplers.get(name)
     if is_batched(row.sampler):
         new, state.samplers[name] = sampler(batch, rngs, previous)  # type: ignore[arg-type]

@@ -54,7 +54,7 @@ def test_a_categorical_auxiliary_is_an_auxiliary_declared_categorical() -> None:
     assert opts.categorical == ("ses", "FedState", "track")
 
 
-@pytest.mark.parametrize("levels", [{"z": 3}, {"z": True}, {"z": "two"}, {"z": 2.5}])
+@pytest.mark.parametrize("levels", [{"z": 4}, {"z": True}, {"z": "two"}, {"z": 2.5}])
 def test_a_level_must_be_1_or_2(levels: dict[str, object]) -> None:
     with pytest.raises(OptionError, match=r"levels\['z'\]=.* is not valid; a column is level 1 "
                                           r"\(varies within clusters\) or 2"):

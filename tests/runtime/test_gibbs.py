@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
+from recipe_compiler.data.grouping import Grouping
+from recipe_compiler.plan import Derived
 from recipe_compiler.runtime import gibbs
 from recipe_compiler.runtime.gibbs import (
     ChainState,
@@ -266,3 +268,44 @@ def test_chain_statistics_of_a_target_without_missing_cells_are_nan_quietly(
     j = plan.targets.index("y")
     assert np.isnan(result.mean[:, j]).all() and np.isnan(result.var[:, j]).all()
     assert result.imputed["y"].size == 0
+
+
+# ------------------------------------------------------------------------- the problem
+
+
+def test_a_two_level_problem_has_its_one_grouping_and_means_over_it(problem: Problem) -> None:
+    """The generalised layout keeps the two-level one: every design mean over the cluster."""
+    assert problem.groupings == {"g": problem.grouping}
+    assert problem.grouping_over("") is problem.grouping_over("g") is problem.grouping
+    for t, lay in problem.layouts.items():
+        assert lay.over == "" and lay.blocks == (), t
+        assert lay.aggregated == (lay.scope == "level2"), t
+        if not lay.aggregated:
+            assert lay.mean_obs is not None and lay.mean_mis is not None
+            np.testing.assert_array_equal(lay.mean_obs, lay.g_obs.codes)
+            np.testing.assert_array_equal(lay.mean_mis, lay.g_mis.codes)
+    state = start(problem, [np.random.default_rng(3)])
+    assert {over for _, over in state.means} == {""}
+
+
+def test_a_plan_column_missing_from_the_data_is_named(data: pd.DataFrame) -> None:
+    plan = rc.compile(FORMULA, data)
+    with pytest.raises(rc.DataError, match=r"^column 'x' of the plan is not in the data; "):
+        make_problem(plan, data.drop(columns=["x"]))
+
+
+def test_batched_cluster_means_over_another_grouping_equal_the_one_chain_means(
+        problem: Problem) -> None:
+    """gibbs.derive (all chains at once) and passive.compute (one chain) agree exactly on a
+    cm whose detail names a second grouping factor (here: pairs of clusters)."""
+    pairs = Grouping(codes=problem.grouping.codes // 2, n=(problem.grouping.n + 1) // 2,
+                     name="pair")
+    d = Derived("cm(x, pair)", "cm", ("x",), detail="pair")
+    values = {"x": np.random.default_rng(4).normal(size=(3, problem.n))}
+    batched = gibbs.derive(d, values, problem.grouping, {}, {"pair": pairs})
+    for c in range(3):
+        np.testing.assert_array_equal(
+            batched[c], compute(d, {"x": values["x"][c]}, problem.grouping, {},
+                                {"pair": pairs}))
+    expected = pd.Series(values["x"][0]).groupby(pairs.codes).transform("mean")
+    np.testing.assert_allclose(batched[0], expected, rtol=1e-12)

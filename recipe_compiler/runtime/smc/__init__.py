@@ -2,9 +2,11 @@
 
 :mod:`.terms` evaluates the models' designs from the current values,
 :mod:`.problem` turns a :class:`~recipe_compiler.plan.ModelPlan` and its data
-into arrays and draw batches, :mod:`.models` draws each model's parameters and
-gives its log density, :mod:`.conditionals` draws the missing values from their
-full conditionals, :mod:`.sweep` runs a batch of chains in lockstep. :func:`run_smc`
+into arrays and draw batches, :mod:`.models` draws each model's parameters
+(level-1 normal models by :mod:`.normal`, logit ones by :mod:`.logit`) and gives
+its log density, :mod:`.conditionals` draws the missing values from their full
+conditionals, :mod:`.sweep` runs a batch of chains in lockstep (every array with
+a leading chain axis). :func:`run_smc`
 runs the m chains through :func:`recipe_compiler.runtime.chains.run_chains`.
 """
 

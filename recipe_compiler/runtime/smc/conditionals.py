@@ -7,13 +7,17 @@ on the cells' own rows, or, when the cell's value moves a cluster mean or is a
 level-2 value, summed over its cluster's rows with ``np.bincount``, plus the
 level-2 models at its cluster. Then, per variable:
 
-* **exact normal**: the log density is quadratic in the value; its values at
-  ``v - h``, ``v`` and ``v + h`` give the precision and the mean, and the draw
-  is exact (no Metropolis step);
+* **exact normal** (every model normal and linear in the value): each model's
+  residuals are linear in the value, so their values at ``v`` and ``v + h``
+  give the normal's precision and mean exactly, and the draw is exact (no
+  Metropolis step);
 * **metropolis**: random-walk Metropolis-Hastings on the same log density,
   proposal sd per variable (tuned by the caller during burn-in);
 * **enumerate**: the log density at both values of a binary variable, and an
   exact draw.
+
+All chains of a batch are drawn at once (every array has a leading chain
+axis); chain ``c`` draws from its own generator only.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from scipy.special import expit
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
-from .models import Params, linear_predictor, log_density
+from ..gibbs import cluster_means
+from ..samplers.common import per_chain, standard_normal
+from .models import Params, log_density, predictor
 from .problem import Batch, SmcProblem, TargetInfo
 from .terms import Frame
 
@@ -35,10 +41,11 @@ __all__ = ["Current", "draw_target", "proposal_scale"]
 
 @dataclass
 class Current:
-    """The chain's current completed values, cluster means and parameters.
+    """The chains' current completed values, cluster means and parameters.
 
-    ``values`` holds every column on the rows (level-2 columns repeated),
-    ``means`` their cluster means (for level-2 columns: their values, exactly).
+    ``values`` holds every column on the rows (level-2 columns repeated), shape
+    (C, n); ``means`` their cluster means (for level-2 columns: their values,
+    exactly), shape (C, G).
     """
 
     values: dict[str, np.ndarray]
@@ -47,19 +54,25 @@ class Current:
     params: list[Params] = field(default_factory=list)
 
     @property
+    def chains(self) -> int:
+        """Number of chains ``C``."""
+        return len(next(iter(self.means.values())))
+
+    @property
     def frame(self) -> Frame:
         """The row frame."""
-        return Frame(self.values, self.means, self.grouping.codes, self.grouping.n_rows)
+        return Frame(self.values, self.means, self.grouping.codes, self.grouping.n_rows,
+                     self.chains)
 
     @property
     def cluster_frame(self) -> Frame:
         """The cluster frame."""
-        return Frame(self.means, self.means, None, self.grouping.n)
+        return Frame(self.means, self.means, None, self.grouping.n, self.chains)
 
 
-def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale: float,
-                rng: np.random.Generator) -> tuple[int, int]:
-    """Draw every missing cell of ``target``, batch after batch, in place.
+def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale: np.ndarray,
+                rngs: list[np.random.Generator]) -> tuple[np.ndarray, int]:
+    """Draw every missing cell of ``target`` in every chain, batch after batch, in place.
 
     Parameters
     ----------
@@ -67,54 +80,123 @@ def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale
     current : Current
         Updated in place: the values (and cluster means) of ``target``.
     target : TargetInfo
-    scale : float
-        Proposal sd of a Metropolis-Hastings variable.
-    rng : numpy.random.Generator
+    scale : ndarray, shape (C,)
+        Proposal sd of a Metropolis-Hastings variable, per chain.
+    rngs : list of numpy.random.Generator
+        One per chain.
 
     Returns
     -------
-    accepted, proposed : int
-        Metropolis-Hastings counts (0, 0 for exact draws).
+    accepted : ndarray of int, shape (C,)
+        Metropolis-Hastings moves accepted per chain (zeros for exact draws).
+    proposed : int
+        Moves proposed per chain (0 for exact draws).
     """
-    accepted = proposed = 0
+    accepted = np.zeros(len(rngs), dtype=int)
+    proposed = 0
     for batch in target.batches:
         if not batch.cells.size:
             continue
-        logf = _conditional(problem, current, target, batch)
-        set_values = _setter(problem, current, target, batch)
+        set_values = _setter(current, target, batch)
         now = _get(current, target, batch)
+        size = now.shape[1]
+        if target.how in ("exact normal", "exact normal per cluster"):
+            set_values(_exact_normal(problem, current, target, batch, set_values, now, rngs))
+            continue
+        logf = _conditional(problem, current, target, batch)
         if target.how == "enumerate":
             lo, hi = problem.binary[target.name]
             set_values(np.full(now.shape, lo))
             f_lo = logf()
             set_values(np.full(now.shape, hi))
             f_hi = logf()
-            set_values(np.where(rng.random(now.shape) < expit(f_hi - f_lo), hi, lo))
-        elif target.how == "metropolis":
+            u = _uniform(rngs, size)
+            set_values(np.where(u < expit(f_hi - f_lo), hi, lo))
+        else:  # metropolis
             f_now = logf()
-            proposal = now + scale * rng.standard_normal(now.shape)
+            proposal = now + scale[:, None] * standard_normal(rngs, (size,))
             set_values(proposal)
             f_new = logf()
-            keep = np.log(rng.random(now.shape)) < f_new - f_now
+            keep = np.log(_uniform(rngs, size)) < f_new - f_now
             set_values(np.where(keep, proposal, now))
-            accepted += int(keep.sum())
-            proposed += keep.size
-        else:
-            set_values(_exact_normal(logf, set_values, now, target, rng))
+            accepted += keep.sum(axis=1)
+            proposed += size
     if target.level == 1 and any(b.summed for b in target.batches):
-        current.means[target.name] = current.grouping.means(current.values[target.name])
+        current.means[target.name] = cluster_means(current.grouping, current.values[target.name])
     return accepted, proposed
 
 
-def _exact_normal(logf: Callable[[], np.ndarray], set_values: Callable[[np.ndarray], None],
-                  now: np.ndarray, target: TargetInfo, rng: np.random.Generator) -> np.ndarray:
-    """One exact draw from the normal whose log density ``logf`` is (a quadratic)."""
-    precision, mean = _quadratic(logf, set_values, now, target.step)
+def _uniform(rngs: list[np.random.Generator], size: int) -> np.ndarray:
+    """Uniform draws ``(C, size)``; chain ``c``'s from ``rngs[c]``."""
+    return per_chain(rngs, lambda rng: rng.random(size))
+
+
+def _exact_normal(problem: SmcProblem, current: Current, target: TargetInfo, batch: Batch,
+                  set_values: Callable[[np.ndarray], None], now: np.ndarray,
+                  rngs: list[np.random.Generator]) -> np.ndarray:
+    """One exact draw from the normal full conditional of the cells (all models normal).
+
+    Each model's residual ``r = y - X beta - Z u`` on its rows is linear in the
+    cell's value ``v``: ``r = r0 + s (v - now)``, with ``r0`` at the current
+    values and the slope ``s`` from a second evaluation at ``now + step``. The
+    log conditional ``-sum r^2 / (2 sigma2)`` then has precision
+    ``sum s^2 / sigma2`` and mean ``now - sum r0 s / sigma2 / precision``
+    (sums over the cell's rows and models), exactly.
+    """
+    residuals, weights, folded = _residuals(problem, current, target, batch)
+    before = residuals()
+    set_values(now + target.step)
+    after = residuals()
+    precision = np.zeros(now.shape)
+    shift = np.zeros(now.shape)
+    for r0, r1, w, fold in zip(before, after, weights, folded, strict=True):
+        slope = (r1 - r0) / target.step
+        precision += fold(slope * slope * w)
+        shift += fold(r0 * slope * w)
     if not (np.isfinite(precision).all() and (precision > 0).all()):
         raise SamplerError(f"imputing '{target.name}': its full conditional is not a proper "
                            "normal density (precision "
                            f"{float(np.min(precision)):.3g}); is a model degenerate?")
-    return mean + rng.standard_normal(now.shape) / np.sqrt(precision)
+    return now - shift / precision + standard_normal(rngs, (now.shape[1],)) / np.sqrt(precision)
+
+
+def _residuals(problem: SmcProblem, current: Current, target: TargetInfo, batch: Batch
+               ) -> tuple[Callable[[], list[np.ndarray]], list[np.ndarray],
+                          list[Callable[[np.ndarray], np.ndarray]]]:
+    """A function giving the residuals ``(C, r)`` of every model that contains the
+    target, on the batch's rows (level-1 models) or clusters (level-2 models); each
+    model's ``1 / sigma2`` ``(C, 1)``; and how its rows add up to the cells."""
+    frame, cluster_frame = current.frame, current.cluster_frame
+    fold = _fold(current.chains, batch)
+    parts = [(problem.designs[k], frame, batch.rows, k) for k in target.row_models]
+    parts += [(problem.designs[k], cluster_frame, batch.clusters, k)
+              for k in target.cluster_models]
+    etas = [predictor(d, current.params[k], f, rows, target.name) for d, f, rows, k in parts]
+    weights = [1 / current.params[k].sigma2[:, None] for *_, k in parts]
+    folded = [fold if f is frame else _same for _, f, _, _ in parts]
+
+    def residuals() -> list[np.ndarray]:
+        return [f.values[d.dependent].take(rows, axis=1) - eta()
+                for (d, f, rows, _), eta in zip(parts, etas, strict=True)]
+    return residuals, weights, folded
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _fold(chains: int, batch: Batch) -> Callable[[np.ndarray], np.ndarray]:
+    """How values ``(C, r)`` on a batch's rows add up to its cells ``(C, k)``: per chain,
+    one ``np.bincount`` over chain-offset slots, in row order (a chain's sums do not
+    depend on the others); the identity where the rows are the cells."""
+    if not batch.summed:
+        return _same
+    size = len(batch.cells)
+    slots = (batch.slot + size * np.arange(chains)[:, None]).ravel()
+
+    def fold(a: np.ndarray) -> np.ndarray:
+        return np.bincount(slots, a.ravel(), minlength=chains * size).reshape(chains, size)
+    return fold
 
 
 def _quadratic(logf: Callable[[], np.ndarray], set_values: Callable[[np.ndarray], None],
@@ -133,89 +215,84 @@ def _quadratic(logf: Callable[[], np.ndarray], set_values: Callable[[np.ndarray]
         return precision, now + (f_up - f_down) / (2 * h * precision)
 
 
-def proposal_scale(problem: SmcProblem, current: Current, target: TargetInfo) -> float:
-    """A first Metropolis-Hastings proposal sd for ``target``: ``2.4 / sqrt(c)``.
+def proposal_scale(problem: SmcProblem, current: Current, target: TargetInfo) -> np.ndarray:
+    """A first Metropolis-Hastings proposal sd for ``target`` per chain: ``2.4 / sqrt(c)``.
 
-    ``c`` is the median over the cells of the curvature of the log full
+    ``c`` is the median over the chain's cells of the curvature of the log full
     conditional at the current values (the optimal random-walk scale for a
     normal conditional of precision ``c``; Gelman, Roberts & Gilks 1996); the
     variable's observed sd where no curvature is positive. The values are left
     unchanged.
     """
-    curvatures = [np.zeros(0)]
+    curvatures = [np.zeros((current.chains, 0))]
     for batch in target.batches:
         if batch.cells.size:
-            set_values = _setter(problem, current, target, batch)
+            set_values = _setter(current, target, batch)
             now = _get(current, target, batch)
             precision, _ = _quadratic(_conditional(problem, current, target, batch), set_values,
                                       now, target.step)
             set_values(now)
-            curvatures.append(precision[np.isfinite(precision) & (precision > 0)])
-    c = np.concatenate(curvatures)
-    return float(2.4 / np.sqrt(np.median(c))) if c.size else target.step
+            curvatures.append(precision)
+    c = np.concatenate(curvatures, axis=1)
+    out = np.full(len(c), target.step)
+    for k, chain in enumerate(c):
+        good = chain[np.isfinite(chain) & (chain > 0)]
+        if good.size:
+            out[k] = 2.4 / np.sqrt(np.median(good))
+    return out
 
 
 def _get(current: Current, target: TargetInfo, batch: Batch) -> np.ndarray:
-    """The current values of the batch's cells."""
+    """The current values ``(C, k)`` of the batch's cells."""
     if target.level == 2:
-        return current.means[target.name][batch.cells].copy()
-    return current.values[target.name][batch.cells].copy()
+        return current.means[target.name].take(batch.cells, axis=1)
+    return current.values[target.name].take(batch.cells, axis=1)
 
 
-def _setter(problem: SmcProblem, current: Current, target: TargetInfo,
+def _setter(current: Current, target: TargetInfo,
             batch: Batch) -> Callable[[np.ndarray], None]:
     """A function that sets the batch's cells (and the cluster means they move)."""
     name = target.name
     values = current.values[name]
     means = current.means[name]
-    codes = current.grouping.codes
     if target.level == 2:
+        row_clusters = current.grouping.codes[batch.rows]
+
         def set_level2(new: np.ndarray) -> None:
-            means[batch.cells] = new
-            values[batch.rows] = means[codes[batch.rows]]
+            means[:, batch.cells] = new
+            values[:, batch.rows] = means.take(row_clusters, axis=1)
         return set_level2
     if not batch.summed:
         def set_cells(new: np.ndarray) -> None:
-            values[batch.cells] = new
+            values[:, batch.cells] = new
         return set_cells
     inverse_size = 1.0 / current.grouping.sizes[batch.clusters]
 
     def set_coupled(new: np.ndarray) -> None:
         # one cell per cluster: move each cluster mean by the cell's change
-        means[batch.clusters] += (new - values[batch.cells]) * inverse_size
-        values[batch.cells] = new
+        means[:, batch.clusters] += (new - values.take(batch.cells, axis=1)) * inverse_size
+        values[:, batch.cells] = new
     return set_coupled
 
 
 def _conditional(problem: SmcProblem, current: Current, target: TargetInfo,
                  batch: Batch) -> Callable[[], np.ndarray]:
-    """A function giving the log full conditional of each cell at the current values.
+    """A function giving the log full conditional ``(C, k)`` of each cell at the current values.
 
-    The linear predictors of the models in which the variable is only the
-    dependent do not change with its value: they are computed once per batch.
+    The linear predictors' columns that do not read the variable are summed
+    once per batch (:func:`~.models.predictor`).
     """
     frame, cluster_frame = current.frame, current.cluster_frame
     designs, params, binary = problem.designs, current.params, problem.binary
-    n_clusters = current.grouping.n
-    row_codes = current.grouping.codes[batch.rows] if batch.summed else None
-    fixed = {k: linear_predictor(designs[k], params[k], frame, batch.rows)
-             for k in target.row_models if target.name not in designs[k].predictors}
-    fixed.update({-1 - k: linear_predictor(designs[k], params[k], cluster_frame, batch.clusters)
-                  for k in target.cluster_models
-                  if target.name not in designs[k].predictors})
+    fold = _fold(current.chains, batch)
+    parts = [(designs[k], frame, batch.rows, k, fold) for k in target.row_models]
+    parts += [(designs[k], cluster_frame, batch.clusters, k, _same)
+              for k in target.cluster_models]
+    etas = [predictor(d, params[k], f, rows, target.name) for d, f, rows, k, _ in parts]
 
     def logf() -> np.ndarray:
-        total = np.zeros(batch.cells.shape)
-        for k in target.row_models:
-            d = designs[k]
-            ld = log_density(d, params[k], frame, binary.get(d.dependent), batch.rows,
-                             fixed.get(k))
-            if row_codes is not None:
-                ld = np.bincount(row_codes, ld, minlength=n_clusters)[batch.clusters]
-            total += ld
-        for k in target.cluster_models:
-            d = designs[k]
-            total += log_density(d, params[k], cluster_frame, binary.get(d.dependent),
-                                 batch.clusters, fixed.get(-1 - k))
+        total = np.zeros((current.chains, len(batch.cells)))
+        for (d, f, rows, k, add), eta in zip(parts, etas, strict=True):
+            total += add(log_density(d, params[k], f, binary.get(d.dependent), rows, eta()))
         return total
     return logf

@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ...data.grouping import Grouping
-from ...data.schema import categorical
-from ...errors import DataError, PlanError, suggest
+from ...data.schema import categorical, require_columns
+from ...errors import DataError, PlanError
 from ...plan.smc import DrawKind, ModelPlan
-from .terms import ModelDesign, model_design
+from ..gibbs import cluster_means
+from .normal import Split, make_split
+from .terms import Frame, ModelDesign, model_design
 
 __all__ = ["Batch", "SmcProblem", "TargetInfo", "make_smc_problem"]
 
@@ -39,12 +41,16 @@ class Batch:
         Whether a cell's log density is the sum over its cluster's rows (a
         level-2 variable, or a level-1 one whose cluster mean is used): else
         ``rows`` are the cells themselves.
+    slot : ndarray of int
+        For each of ``rows``, the position in ``cells`` of its cell (the cell of
+        its cluster when ``summed``).
     """
 
     cells: np.ndarray
     clusters: np.ndarray
     rows: np.ndarray
     summed: bool
+    slot: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +108,9 @@ class SmcProblem:
         and drawn right after it, a blocked Gibbs step that mixes much faster
         than conditioning on them, e.g. in clusters whose outcome is all
         missing); else ``None``, all rows.
+    splits : tuple of (Split or None)
+        Per level-1 normal model, its fit rows split into fixed and moving ones
+        (:mod:`.normal`); ``None`` for the other models.
     """
 
     plan: ModelPlan
@@ -113,6 +122,7 @@ class SmcProblem:
     targets: tuple[TargetInfo, ...]
     binary: dict[str, tuple[float, float]]
     fit_rows: tuple[np.ndarray | None, ...]
+    splits: tuple[Split | None, ...]
 
     @property
     def level2(self) -> frozenset[str]:
@@ -139,17 +149,15 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
         if not m.intercept:
             raise PlanError(f"the model of '{m.dependent}' ({m.formula(plan.cluster)}) has no "
                             "intercept, which the SMC sampler needs; drop the '0 +' or '- 1'")
-    grouping = Grouping.from_column(data, plan.cluster)
     measured = [v for v in plan.variables if v.role != "cluster"]
+    require_columns(data, [v.name for v in measured], "column '{}' of the plan")
+    grouping = Grouping.from_column(data, plan.cluster)
     coded = {f.column for m in plan.models for t in m.terms for f in t.factors
              if f.kind == "cat"}
     families = {m.dependent: m.family for m in plan.models}
     columns: dict[str, np.ndarray] = {}
     categories: dict[str, tuple[str, ...]] = {}
     for v in measured:
-        if v.name not in data.columns:
-            raise DataError(f"the plan uses column '{v.name}', which is not in the data; "
-                            f"{suggest(v.name, map(str, data.columns))}")
         x = data[v.name]
         if v.role == "covariate" and x.isna().any():
             raise DataError(f"the plan uses '{v.name}' as a complete variable, but it has "
@@ -183,9 +191,32 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
     targets = tuple(_target(plan, d.variable, d.how, columns[d.variable], observed[d.variable],
                             designs, grouping) for d in order)
     fit_rows = tuple(_fit_rows(plan, d, observed, grouping) for d in designs)
+    one = Frame({k: x[None] for k, x in columns.items()},
+                {k: cluster_means(grouping, x[None]) for k, x in columns.items()},
+                grouping.codes, grouping.n_rows, 1)
+    splits = tuple(None if d.level == 2 or d.dependent in binary else
+                   make_split(d, one, np.ones(grouping.n_rows, dtype=bool) if fit is None else fit,
+                              _moving(d, observed, grouping), grouping)
+                   for d, fit in zip(designs, fit_rows, strict=True))
     return SmcProblem(plan=plan, columns=columns, observed=observed, grouping=grouping,
                       categories=categories, designs=designs, targets=targets, binary=binary,
-                      fit_rows=fit_rows)
+                      fit_rows=fit_rows, splits=splits)
+
+
+def _moving(design: ModelDesign, observed: dict[str, np.ndarray],
+            grouping: Grouping) -> np.ndarray:
+    """Rows whose design or dependent holds an imputed value: a missing cell, or the
+    cluster mean of a column with a missing cell in that cluster."""
+    missing = {name: ~seen for name, seen in observed.items()}
+    rows = missing.get(design.dependent, np.zeros(grouping.n_rows, dtype=bool)).copy()
+    for a in (a for col in (*design.fixed, *design.random) for a in col):
+        for name in (a.columns if a.kind == "expr" else (a.column,)):
+            if name not in missing:
+                continue
+            rows |= missing[name]
+            if a.kind in ("cm", "cwc"):
+                rows |= (grouping.count(missing[name]) > 0)[grouping.codes]
+    return rows
 
 
 def _fit_rows(plan: ModelPlan, design: ModelDesign, observed: dict[str, np.ndarray],
@@ -225,13 +256,12 @@ def _target(plan: ModelPlan, name: str, how: DrawKind, x: np.ndarray, observed: 
     batches: tuple[Batch, ...]
     if level == 2:
         clusters = np.flatnonzero(grouping.count(observed) == 0)
-        rows = np.flatnonzero(np.isin(codes, clusters))
-        batches = (Batch(clusters, clusters, rows, summed=True),)
+        batches = (_summed(clusters, clusters, grouping),)
     elif any(_coupled(designs[k], name) for k in inside):
         batches = _slots(np.flatnonzero(~observed), grouping)
     else:
         cells = np.flatnonzero(~observed)
-        batches = (Batch(cells, codes[cells], cells, summed=False),)
+        batches = (Batch(cells, codes[cells], cells, summed=False, slot=np.arange(len(cells))),)
     sd = float(np.std(x[observed]))
     return TargetInfo(name=name, how=how, level=level,
                       row_models=tuple(k for k in inside if designs[k].level == 1),
@@ -249,6 +279,12 @@ def _slots(cells: np.ndarray, grouping: Grouping) -> tuple[Batch, ...]:
     out = []
     for k in range(int(counts.max(initial=0))):
         slot = cells[rank == k]
-        clusters = codes[slot]
-        out.append(Batch(slot, clusters, np.flatnonzero(np.isin(codes, clusters)), summed=True))
+        out.append(_summed(slot, codes[slot], grouping))
     return tuple(out)
+
+
+def _summed(cells: np.ndarray, clusters: np.ndarray, grouping: Grouping) -> Batch:
+    """A summed batch: one cell per cluster (``clusters`` increasing), all their rows."""
+    rows = np.flatnonzero(np.isin(grouping.codes, clusters))
+    return Batch(cells, clusters, rows, summed=True,
+                 slot=np.searchsorted(clusters, grouping.codes[rows]))

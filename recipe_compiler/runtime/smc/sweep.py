@@ -8,9 +8,9 @@ Metropolis-Hastings proposal sds are tuned during the first half of the chain
 (burn-in) towards an acceptance rate of 0.45, then frozen; the acceptance rate
 reported is that of the second half.
 
-The chains of a batch run in lockstep (:func:`run_smc_batch`): the level-1
-normal models' parameters are drawn for all chains in one call, the missing
-values chain by chain; each chain draws from its own generator only.
+The chains of a batch run in lockstep (:func:`run_smc_batch`): every array
+has a leading chain axis, the parameters and the missing values are drawn for
+all chains at once; each chain draws from its own generator only.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...data.grouping import Grouping
-from ..gibbs import LOCKSTEP_CELLS, ChainResult, fill_level1, fill_level2
-from ..samplers.normal_2l import TwoLevelBatchState, TwoLevelState
+from ..gibbs import LOCKSTEP_CELLS, ChainResult, cluster_means, fill_level1, fill_level2
 from .conditionals import Current, draw_target, proposal_scale
-from .models import Params, update_normal_batch, update_params
+from .models import update_params
 from .problem import SmcProblem
 
 __all__ = ["TARGET_ACCEPTANCE", "SmcChainResult", "draw_all", "run_smc_batch", "run_smc_chain",
@@ -73,8 +71,7 @@ def run_smc_batch(problem: SmcProblem, maxit: int, seeds: list[np.random.SeedSeq
                   ) -> list[ChainResult]:
     """Run a batch of chains in lockstep: initial fill, then ``maxit`` sweeps.
 
-    The level-1 normal models' parameters are drawn for all chains in one
-    call (:func:`~.models.update_normal_batch`), the rest chain by chain; at
+    Parameters and missing values are drawn for all chains at once; at
     most :data:`~recipe_compiler.runtime.gibbs.LOCKSTEP_CELLS` ``// n`` chains
     run in lockstep, larger batches in such groups one after the other.
     Chain ``c`` draws only from its own generator, in the same order whatever
@@ -97,121 +94,101 @@ def run_smc_batch(problem: SmcProblem, maxit: int, seeds: list[np.random.SeedSeq
         return [r for k in range(0, len(seeds), size)
                 for r in run_smc_batch(problem, maxit, seeds[k:k + size], donors, on_iteration)]
     rngs = [np.random.default_rng(s) for s in seeds]
-    currents = [initial_state(problem, rng) for rng in rngs]
+    chains = len(rngs)
+    current = initial_state(problem, rngs)
     targets = [t.name for t in problem.targets]
     mh = [t.name for t in problem.targets if t.how == "metropolis"]
-    scales: list[dict[str, float]] = [{} for _ in rngs]  # set at the first sweep
+    scales: dict[str, np.ndarray] = {}  # set at the first sweep
     burn = maxit // 2
-    counts = [{name: [0, 0] for name in mh} for _ in rngs]
-    mean = np.empty((len(rngs), maxit, len(targets)))
-    var = np.empty((len(rngs), maxit, len(targets)))
-    beta = [{d.dependent: np.empty((maxit, len(d.x_names))) for d in problem.designs}
-            for _ in rngs]
-    states: list[TwoLevelBatchState | None] = [None] * len(problem.designs)
-    fits = [np.ones(problem.grouping.n_rows, dtype=bool) if rows is None else rows
-            for rows in problem.fit_rows]
-    g_fits = [problem.grouping.subset(rows) for rows in fits]
+    accepted = {name: np.zeros(chains, dtype=int) for name in mh}
+    proposed = dict.fromkeys(mh, 0)
+    mean = np.empty((chains, maxit, len(targets)))
+    var = np.empty((chains, maxit, len(targets)))
+    beta = {d.dependent: np.empty((chains, maxit, len(d.x_names))) for d in problem.designs}
     missing = [np.flatnonzero(~problem.observed[t]) for t in targets]
     for it in range(maxit):
-        update_all(problem, currents, states, fits, g_fits, rngs)
-        for c, (current, rng) in enumerate(zip(currents, rngs, strict=True)):
-            rates = draw_all(problem, current, scales[c], rng)
-            for name, (acc, prop) in rates.items():
-                if it < burn:  # Robbins-Monro step on the log proposal sd
-                    scales[c][name] *= float(np.exp((acc / max(prop, 1) - TARGET_ACCEPTANCE)
-                                                    / np.sqrt(it + 1)))
-                else:
-                    counts[c][name][0] += acc
-                    counts[c][name][1] += prop
-            for d, p in zip(problem.designs, current.params, strict=True):
-                beta[c][d.dependent][it] = p.beta
-            if on_iteration is not None:
-                on_iteration()
+        update_all(problem, current, rngs)
+        rates = draw_all(problem, current, scales, rngs)
+        for name, (acc, prop) in rates.items():
+            if it < burn:  # Robbins-Monro step on the log proposal sd
+                scales[name] = scales[name] * np.exp((acc / max(prop, 1) - TARGET_ACCEPTANCE)
+                                                     / np.sqrt(it + 1))
+            else:
+                accepted[name] += acc
+                proposed[name] += prop
+        for d, p in zip(problem.designs, current.params, strict=True):
+            beta[d.dependent][:, it] = p.beta
         for j, (t, cells) in enumerate(zip(targets, missing, strict=True)):
-            values = np.stack([current.values[t][cells] for current in currents])
+            values = current.values[t].take(cells, axis=1)
             mean[:, it, j], var[:, it, j] = values.mean(axis=1), values.var(axis=1)
+        if on_iteration is not None:
+            for _ in range(chains):
+                on_iteration()
     out: list[ChainResult] = []
-    for c, current in enumerate(currents):
-        imputed = {t: current.values[t][cells] for t, cells in zip(targets, missing, strict=True)}
-        acceptance = {name: a / p if p else float("nan") for name, (a, p) in counts[c].items()}
-        out.append(SmcChainResult(imputed=imputed, mean=mean[c], var=var[c],
-                                  acceptance=acceptance,
-                                  proposed={name: p for name, (_, p) in counts[c].items()},
-                                  scale=scales[c], beta=beta[c]))
+    for c in range(chains):
+        imputed = {t: current.values[t][c, cells]
+                   for t, cells in zip(targets, missing, strict=True)}
+        out.append(SmcChainResult(
+            imputed=imputed, mean=mean[c], var=var[c],
+            acceptance={name: accepted[name][c] / proposed[name] if proposed[name]
+                        else float("nan") for name in mh},
+            proposed=dict(proposed), scale={name: float(s[c]) for name, s in scales.items()},
+            beta={name: b[c] for name, b in beta.items()}))
     return out
 
 
-def update_all(problem: SmcProblem, currents: list[Current],
-               states: list[TwoLevelBatchState | None], fits: list[np.ndarray],
-               g_fits: list[Grouping], rngs: list[np.random.Generator]) -> None:
-    """Draw every model's parameters in every chain (plan order), in place.
-
-    A level-1 normal model is updated chain by chain at the first sweep (its
-    start values), then for all chains at once from ``states`` (updated in place).
-    """
+def update_all(problem: SmcProblem, current: Current, rngs: list[np.random.Generator]) -> None:
+    """Draw every model's parameters in every chain (plan order), in place."""
     for k, d in enumerate(problem.designs):
-        state = states[k]
-        if state is not None:
-            state = states[k] = update_normal_batch(d, [c.frame for c in currents], fits[k],
-                                                    g_fits[k], state, rngs)
-            new = [Params(state.beta[c], state.u[c], float(state.sigma2[c]))
-                   for c in range(len(currents))]
+        new = update_params(d, current.frame, current.cluster_frame,
+                            problem.binary.get(d.dependent), problem.grouping,
+                            current.params[k] if len(current.params) > k else None, rngs,
+                            problem.fit_rows[k], problem.splits[k])
+        if len(current.params) > k:
+            current.params[k] = new
         else:
-            binary = problem.binary.get(d.dependent)
-            new = [update_params(d, c.frame, c.cluster_frame, binary, problem.grouping,
-                                 c.params[k] if len(c.params) > k else None, rng,
-                                 problem.fit_rows[k])
-                   for c, rng in zip(currents, rngs, strict=True)]
-            warm = [p.warm for p in new]
-            if d.level == 1 and binary is None and all(isinstance(w, TwoLevelState)
-                                                       for w in warm):
-                stacked = [w for w in warm if isinstance(w, TwoLevelState)]
-                states[k] = TwoLevelBatchState(
-                    beta=np.stack([w.beta for w in stacked]), u=np.stack([w.u for w in stacked]),
-                    omega=np.stack([w.omega for w in stacked]),
-                    sigma2=np.array([w.sigma2 for w in stacked]))
-        for c, p in zip(currents, new, strict=True):
-            if len(c.params) > k:
-                c.params[k] = p
-            else:
-                c.params.append(p)
+            current.params.append(new)
 
 
-def draw_all(problem: SmcProblem, current: Current, scale: dict[str, float],
-             rng: np.random.Generator) -> dict[str, tuple[int, int]]:
-    """Every variable's missing cells of one chain (the plan's draw order), in place.
+def draw_all(problem: SmcProblem, current: Current, scale: dict[str, np.ndarray],
+             rngs: list[np.random.Generator]) -> dict[str, tuple[np.ndarray, int]]:
+    """Every variable's missing cells in every chain (the plan's draw order), in place.
 
-    ``scale`` holds the proposal sd of each Metropolis-Hastings variable; one
-    missing is set from the curvature of its log conditional
+    ``scale`` holds the proposal sds (per chain) of each Metropolis-Hastings
+    variable; one missing is set from the curvature of its log conditional
     (:func:`~.conditionals.proposal_scale`).
 
     Returns
     -------
-    dict of str -> (int, int)
-        Per Metropolis-Hastings variable, accepted and proposed moves.
+    dict of str -> (ndarray, int)
+        Per Metropolis-Hastings variable, the accepted moves per chain and the
+        moves proposed in each chain.
     """
     out = {}
+    zero = np.zeros(current.chains)
     for t in problem.targets:
         if t.how == "metropolis" and t.name not in scale:
             scale[t.name] = proposal_scale(problem, current, t)
-        counts = draw_target(problem, current, t, scale.get(t.name, 0.0), rng)
+        counts = draw_target(problem, current, t, scale.get(t.name, zero), rngs)
         if t.how == "metropolis":
             out[t.name] = counts
     return out
 
 
-def initial_state(problem: SmcProblem, rng: np.random.Generator) -> Current:
-    """Initial fill by random draws from the observed values, and the cluster means.
+def initial_state(problem: SmcProblem, rngs: list[np.random.Generator]) -> Current:
+    """Initial fill of every chain by random draws from the observed values, and the
+    cluster means.
 
     Level-1 variables draw from the observed values of the same cluster where it
     has any (else from all observed values); level-2 variables take an observed
     cluster's value, as the FCS chains start.
     """
     grouping = problem.grouping
-    values = {name: col.copy() for name, col in problem.columns.items()}
+    values = {name: np.repeat(col[None], len(rngs), axis=0)
+              for name, col in problem.columns.items()}
     level2 = problem.level2
     for t in problem.targets:
         fill = fill_level2 if t.name in level2 else fill_level1
-        values[t.name] = fill(values[t.name], problem.observed[t.name], grouping, rng)
-    means = {name: grouping.means(col) for name, col in values.items()}
+        values[t.name] = fill(problem.columns[t.name], problem.observed[t.name], grouping, rngs)
+    means = {name: cluster_means(grouping, col) for name, col in values.items()}
     return Current(values=values, means=means, grouping=grouping)

@@ -4,7 +4,8 @@ Each model's terms are resolved once into :class:`Atom` products (categorical
 factors become treatment-contrast indicator columns, ``I()`` expressions are
 parsed by :mod:`recipe_compiler.model.expr`); at every evaluation the columns
 are rebuilt from a :class:`Frame` of current values, on all rows or on the few
-rows a missing-value draw touches.
+rows a missing-value draw touches. A frame holds a batch of ``C`` chains: every
+column has a leading chain axis, and so has every design built from it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ...model.expr import Expr, evaluate, parse_expr
 from ...model.spec import Factor, Term
 from ...plan.smc import SubModel
 
-__all__ = ["Atom", "Frame", "ModelDesign", "model_design"]
+__all__ = ["Atom", "Frame", "ModelDesign", "design_columns", "model_design", "reads"]
 
 AtomKind = Literal["var", "cm", "cwc", "dummy", "expr"]
 
@@ -42,33 +43,38 @@ class Atom:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """The values a design reads.
+    """The values a design reads, in a batch of ``C`` chains.
 
     Attributes
     ----------
     values : mapping of str -> ndarray
-        Row frame: each column's current values, shape (n,). Cluster frame: the
-        per-cluster values, shape (G,) (the cluster means, which are the values
-        of level-2 columns).
+        Row frame: each column's current values, shape (C, n). Cluster frame:
+        the per-cluster values, shape (C, G) (the cluster means, which are the
+        values of level-2 columns).
     means : mapping of str -> ndarray
-        Cluster means of the columns, shape (G,).
+        Cluster means of the columns, shape (C, G).
     codes : ndarray of int or None
         Row frame: the cluster of every row; ``None`` for a cluster frame.
     n : int
         Number of rows (row frame) or clusters (cluster frame).
+    chains : int
+        ``C``.
     """
 
     values: Mapping[str, np.ndarray]
     means: Mapping[str, np.ndarray]
     codes: np.ndarray | None
     n: int
+    chains: int
 
     def atom(self, a: Atom, rows: np.ndarray | None) -> np.ndarray:
-        """The values of one atom on ``rows`` (all rows if ``None``)."""
+        """The values ``(C, r)`` of one atom on ``rows`` (all rows if ``None``)."""
         if a.kind == "expr":
             assert a.expr is not None
             env = {c: self._column(c, rows) for c in a.columns}
-            return evaluate(a.expr, env, len(next(iter(env.values()))))
+            shape = next(iter(env.values())).shape
+            flat = {c: x.ravel() for c, x in env.items()}  # evaluate works on 1-D columns
+            return evaluate(a.expr, flat, shape[0] * shape[1]).reshape(shape)
         if a.kind == "cm":
             return self._mean(a.column, rows)
         x = self._column(a.column, rows)
@@ -80,13 +86,13 @@ class Frame:
 
     def _column(self, column: str, rows: np.ndarray | None) -> np.ndarray:
         x = self.values[column]
-        return x if rows is None else x[rows]
+        return x if rows is None else x.take(rows, axis=1)
 
     def _mean(self, column: str, rows: np.ndarray | None) -> np.ndarray:
         mean = self.means[column]
         if self.codes is None:
-            return mean if rows is None else mean[rows]
-        return mean[self.codes if rows is None else self.codes[rows]]
+            return mean if rows is None else mean.take(rows, axis=1)
+        return mean.take(self.codes if rows is None else self.codes[rows], axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,17 +130,23 @@ class ModelDesign:
                          for c in (a.column, *a.columns))
 
     def X(self, frame: Frame, rows: np.ndarray | None = None) -> np.ndarray:
-        """Fixed design on ``rows``."""
-        return _matrix(self.fixed, frame, rows)
+        """Fixed design on ``rows``, column by column: shape (C, p, r)."""
+        return design_columns(self.fixed, frame, rows)
 
     def Z(self, frame: Frame, rows: np.ndarray | None = None) -> np.ndarray:
-        """Random design on ``rows``."""
-        return _matrix(self.random, frame, rows)
+        """Random design on ``rows``, column by column: shape (C, q, r)."""
+        return design_columns(self.random, frame, rows)
 
 
-def _matrix(columns: tuple[tuple[Atom, ...], ...], frame: Frame,
-            rows: np.ndarray | None) -> np.ndarray:
-    out = np.empty((frame.n if rows is None else len(rows), len(columns)))
+def reads(column: tuple[Atom, ...], name: str) -> bool:
+    """Whether a design column (a product of atoms) reads the column ``name``."""
+    return any(name in (a.column, *a.columns) for a in column)
+
+
+def design_columns(columns: tuple[tuple[Atom, ...], ...], frame: Frame,
+                   rows: np.ndarray | None) -> np.ndarray:
+    """The values ``(C, k, r)`` of ``k`` design columns on ``rows`` (all rows if ``None``)."""
+    out = np.empty((frame.chains, len(columns), frame.n if rows is None else len(rows)))
     cache: dict[Atom, np.ndarray] = {}
     for j, atoms in enumerate(columns):
         if not atoms:

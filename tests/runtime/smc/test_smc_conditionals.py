@@ -44,9 +44,14 @@ def setup(formula: str, data: pd.DataFrame, params: dict[str, Params],
     assert isinstance(plan, rc.ModelPlan)
     problem = make_smc_problem(plan, data)
     rng = np.random.default_rng(seed)
-    current = initial_state(problem, rng)
-    current.params = [params[d.dependent] for d in problem.designs]
+    current = initial_state(problem, [rng])
+    current.params = [one_chain(params[d.dependent]) for d in problem.designs]
     return problem, current, rng
+
+
+def one_chain(p: Params) -> Params:
+    """One chain's parameters as a batch of one."""
+    return Params(p.beta[None], None if p.u is None else p.u[None], np.atleast_1d(p.sigma2))
 
 
 def target(problem: SmcProblem, name: str) -> TargetInfo:
@@ -60,8 +65,8 @@ def draws(problem: SmcProblem, current: Current, name: str, rng: np.random.Gener
     cells = ~problem.observed[name]
     out = np.empty((n, int(cells.sum())))
     for k in range(n):
-        draw_target(problem, current, t, scale, rng)
-        out[k] = current.values[name][cells]
+        draw_target(problem, current, t, np.array([scale]), [rng])
+        out[k] = current.values[name][0, cells]
     return out
 
 
@@ -125,8 +130,8 @@ def test_a_cluster_mean_couples_the_cell_to_its_whole_cluster() -> None:
     mean = (mx / s2x + np.bincount(g, coef * resid, minlength=G)[g[rows]] / s2y) / precision
     check_standard_normal((got - mean) * np.sqrt(precision))
     # observed cells and the cluster means stay consistent with them
-    assert np.array_equal(current.values["x"][~np.isnan(x)], x[~np.isnan(x)])
-    assert np.allclose(current.means["x"], current.grouping.means(current.values["x"]))
+    assert np.array_equal(current.values["x"][0, ~np.isnan(x)], x[~np.isnan(x)])
+    assert np.allclose(current.means["x"][0], current.grouping.means(current.values["x"][0]))
 
 
 def test_level2_value_drawn_once_per_cluster_from_the_summed_rows() -> None:
@@ -149,7 +154,7 @@ def test_level2_value_drawn_once_per_cluster_from_the_summed_rows() -> None:
     prior = mw + 0.5 * np.bincount(g, x, minlength=G)[missing_clusters] / SIZE
     mean = (prior / s2w + b[2] * resid / s2y) / precision
     check_standard_normal((got - mean) * np.sqrt(precision))
-    assert np.all(np.ptp(current.values["w"].reshape(G, SIZE), axis=1) == 0)
+    assert np.all(np.ptp(current.values["w"][0].reshape(G, SIZE), axis=1) == 0)
 
 
 def test_metropolis_on_the_same_density_agrees_with_the_exact_draw() -> None:

@@ -13,7 +13,7 @@ import recipe_compiler as rc
 from recipe_compiler.errors import DataError, SamplerWarning
 from recipe_compiler.runtime import smc
 from recipe_compiler.runtime.smc.problem import make_smc_problem
-from recipe_compiler.runtime.smc.sweep import run_smc_chain
+from recipe_compiler.runtime.smc.sweep import SmcChainResult, run_smc_batch, run_smc_chain
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,30 @@ def test_the_same_seed_gives_the_same_imputations_whatever_n_jobs(frame: pd.Data
     assert not other.complete(1).equals(one.complete(1))
 
 
+def test_a_chain_gives_the_same_draws_alone_or_in_any_batch(frame: pd.DataFrame) -> None:
+    """Every array has a chain axis and each chain draws from its own generator only: a
+    chain's imputations, parameter draws and Metropolis-Hastings tuning are bit for bit
+    those it has alone (normal, logit, level-2 models; exact, enumerated and MH draws)."""
+    plan = rc.compile(FORMULA, frame, approach="smc", auxiliary=["a"])
+    assert isinstance(plan, rc.ModelPlan)
+    problem = make_smc_problem(plan, frame)
+    seeds = np.random.SeedSequence(4).spawn(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        together = run_smc_batch(problem, 4, seeds)
+        alone = [run_smc_batch(problem, 4, [s])[0] for s in seeds]
+        uneven = run_smc_batch(problem, 4, seeds[:2]) + run_smc_batch(problem, 4, seeds[2:])
+    for a, b, c in zip(together, alone, uneven, strict=True):
+        assert isinstance(a, SmcChainResult) and isinstance(b, SmcChainResult)
+        assert isinstance(c, SmcChainResult)
+        for other in (b, c):
+            assert all(np.array_equal(a.imputed[t], other.imputed[t]) for t in a.imputed)
+            assert all(np.array_equal(a.beta[t], other.beta[t]) for t in a.beta)
+            assert a.scale == other.scale and a.acceptance == other.acceptance
+            assert np.array_equal(a.mean, other.mean)
+    assert not np.array_equal(together[0].imputed["x"], together[1].imputed["x"])
+
+
 def test_diagnostics_rhat_and_acceptance(frame: pd.DataFrame) -> None:
     imp = rc.impute(frame, FORMULA, approach="smc", m=2, maxit=6, seed=5)
     assert list(imp.rhat().index) == imp.plan.targets
@@ -100,6 +124,9 @@ def test_an_acceptance_rate_outside_the_range_warns(frame: pd.DataFrame,
 
 def test_a_model_plan_must_fit_its_data(frame: pd.DataFrame) -> None:
     plan = rc.compile("y ~ x + z + (1 | g)", frame, approach="smc")
+    with pytest.raises(DataError, match="column 'z' of the plan is not in the data; did you "
+                                        "mean 'zz'"):
+        rc.impute(frame.rename(columns={"z": "zz"}), plan, m=1, maxit=1)
     with pytest.raises(DataError, match="uses 'z' as a complete variable"):
         rc.impute(frame.assign(z=frame["z"].where(frame["g"] != 5)), plan, m=1, maxit=1)
     with pytest.raises(rc.OptionError, match="cannot be combined with a compiled plan"):

@@ -1,0 +1,92 @@
+"""The Polya-Gamma update of a level-1 logit SMC model in a batch of chains.
+
+The block of :func:`~recipe_compiler.runtime.samplers.logit_2l.draw_2l_bin_batch`
+(``omega_i ~ PG(1, eta_i)``, then ``(beta, u) | omega`` with ``u`` integrated out
+of ``beta``, then ``Omega``; prior ``N(0, 5^2)`` per standardised coefficient)
+for chains whose dependent variable differs by chain (an incomplete binary
+covariate is imputed in each chain), without imputations. The weighted cluster
+moments are held entry by entry with the chains and clusters last and drawn
+from by :func:`~.normal.draw_block_effects`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...data.grouping import Grouping
+from ..samplers.common import Recovery, centred_design
+from ..samplers.logit_2l import COEF_PRIOR_SD, BinaryState, sample_pg1
+from ..samplers.normal_2l import draw_omega, pd_inverse
+from .normal import Blocks, draw_block_effects
+from .terms import Frame, ModelDesign
+
+__all__ = ["update_logit_batch"]
+
+
+def update_logit_batch(design: ModelDesign, frame: Frame, fit: np.ndarray, grouping: Grouping,
+                       ones: np.ndarray, state: BinaryState, rngs: list[np.random.Generator]
+                       ) -> BinaryState:
+    """One warm Polya-Gamma Gibbs update of a level-1 logit model in ``C`` chains at once.
+
+    Parameters
+    ----------
+    design : ModelDesign
+    frame : Frame
+        The chains' row frame.
+    fit : ndarray of int
+        The rows to fit on; ``grouping`` is their grouping.
+    grouping : Grouping
+    ones : ndarray, shape (C, n)
+        Per chain, 1 where the dependent takes its second value, on all rows.
+    state : BinaryState
+        The chains' previous draw (leading chain axis, original units).
+    rngs : list of numpy.random.Generator
+        One per chain; chain ``c`` draws its weights, then its effects, then its
+        ``Omega``, from ``rngs[c]`` only.
+    """
+    log = Recovery(design.dependent)
+    x = design.X(frame, fit)
+    z = design.Z(frame, fit)
+    y = ones.take(fit, axis=1)
+    chains, p, n = x.shape
+    q = z.shape[1]
+    codes = grouping.codes
+    eta = x[:, 0] * state.beta[:, :1]
+    for j in range(1, p):
+        eta += x[:, j] * state.beta[:, j:j + 1]
+    for k in range(q):
+        eta += z[:, k] * state.u[:, :, k].take(codes, axis=1)
+    w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
+    offset = x.mean(axis=2)
+    offset[:, 0] = 0.0
+    centred = centred_design(x - offset[:, :, None], offset, log)
+    xs = (x - (offset + centred.center)[:, :, None]) * centred.keep[:, :, None]
+    xs[:, 0] = 1.0
+    z_scale = np.sqrt((z * z).sum(axis=2) / n)
+    z_scale[:, 0] = 1.0
+    z_scale[z_scale == 0] = 1.0
+    zs = z / z_scale[:, :, None]
+    kappa = y - 0.5
+    zw = zs * w[:, None, :]
+    products = [zs[:, a] * kappa for a in range(q)]
+    products += [zw[:, a] * xs[:, j] for a in range(q) for j in range(p)]
+    products += [zw[:, a] * zs[:, b] for a in range(q) for b in range(q)]
+    sums = grouping.segment_sums(np.stack(products))  # (K, C, G)
+    prior = np.zeros((chains, p, p))
+    diagonal = np.arange(p)
+    prior[:, diagonal, diagonal] = centred.scale**2 / COEF_PRIOR_SD**2
+    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
+    blocks = Blocks(ztr=sums[:q], ztx=sums[q:q + q * p].reshape(q, p, chains, -1),
+                    ztz=sums[q + q * p:].reshape(q, q, chains, -1),
+                    xtx=(xs * w[:, None, :]) @ np.swapaxes(xs, 1, 2) + prior,
+                    xtr=(xs @ kappa[:, :, None])[..., 0], yty=np.zeros(chains),
+                    design=centred, z_scale=z_scale, y_center=np.zeros(chains),
+                    y_scale=np.ones(chains))
+    outer = z_scale[:, :, None] * z_scale[:, None, :]
+    omega_inv = pd_inverse(state.omega * outer, log, chains=True)
+    coef, u = draw_block_effects(blocks, np.ones(chains), omega_inv, rngs, log)
+    u_rows = np.ascontiguousarray(u.transpose(1, 2, 0))
+    omega, _ = draw_omega(u_rows, rngs, log)
+    log.warn()
+    return BinaryState(beta=centred.beta(coef), u=u_rows / z_scale[:, None, :],
+                       omega=omega / outer)

@@ -65,7 +65,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         (list of columns; ``"C(x)"`` declares ``x`` categorical), ``methods``
         ({column: method}), ``categorical`` (columns to treat as ``C(x)``),
         ``levels`` ({column: 1 | 2 | 3}, overriding inference); with ``approach="smc"``
-        only ``auxiliary`` and ``methods`` ({column: "normal" | "logit"}).
+        only ``auxiliary`` and ``methods`` ({column: "normal" | "logit" | "multinomial"}).
 
     Returns
     -------

@@ -15,9 +15,14 @@ sequential factorisation, as Blimp and mdmb build it):
   main effects of the analysis variables (and the later auxiliaries), so that
   missingness that depends on it is MAR for the imputation.
 
-Continuous variables come first in the sequence and binary ones last, so a
-continuous variable never predicts a binary one and its full conditional stays
-exactly normal where its terms are linear in it. The pass is pure: it reads
+Continuous variables come first in the sequence and categorical ones last, so
+a continuous variable never predicts a categorical one and its full conditional
+stays exactly normal where its terms are linear in it. A binary variable gets a
+logit model, a categorical one with ``K >= 3`` categories a multinomial logit
+(one linear predictor per non-reference category; at level 1 each with its own
+random intercept, independent across categories); both enter the other models
+as treatment dummies, as ``C(x)`` does in the analysis, and their missing
+values are drawn exactly by enumerating the categories. The pass is pure: it reads
 the parsed model and the schema, never the data values.
 """
 
@@ -62,8 +67,9 @@ def compile_model_plan(model: str | ModelSpec, data: pd.DataFrame,
     **options
         ``auxiliary`` (list of columns used only for imputation; each becomes an
         extra dependent variable) and ``methods`` (``{column: family}`` with
-        family ``"normal"`` or ``"logit"``; by default ``"logit"`` for binary and
-        ``"normal"`` for continuous columns).
+        family ``"normal"``, ``"logit"`` or ``"multinomial"``; by default
+        ``"logit"`` for binary, ``"multinomial"`` for categorical columns with
+        three or more categories and ``"normal"`` for continuous columns).
 
     Returns
     -------
@@ -72,8 +78,8 @@ def compile_model_plan(model: str | ModelSpec, data: pd.DataFrame,
     Raises
     ------
     RecipeError
-        A model the sampler does not handle (categorical outcome, incomplete
-        categorical predictor with more than two categories, no random part),
+        A model the sampler does not handle (categorical outcome, cluster mean of
+        a categorical column, no random part),
         naming the term and suggesting ``approach="fcs"``; bad options or data.
     """
     for key in options:
@@ -106,7 +112,7 @@ def compile_model_plan(model: str | ModelSpec, data: pd.DataFrame,
         raise OptionError(f"methods must be a mapping {{column: family}}, got {methods!r}")
     overrides = {str(k): str(v) for k, v in (methods or {}).items()}
     families = _families(overrides, schema, spec, aux)
-    _check_model(spec, schema, families)
+    _check_model(spec, schema)
     models = _models(spec, schema, aux, families)
     draws = tuple(draw_for(v, schema[v].level, models)
                   for v in _sweep_order(spec, schema, aux, families))
@@ -155,10 +161,11 @@ def _check_data(schema: DataSchema, data: pd.DataFrame, cluster: str | None) -> 
 
 def _families(overrides: dict[str, str], schema: DataSchema, spec: ModelSpec,
               aux: tuple[str, ...]) -> dict[str, Family]:
-    """The family of every modelled variable: overrides, else logit for binary columns."""
+    """The family of every modelled variable: overrides, else logit for binary columns,
+    multinomial for categorical ones."""
     modelled = _modelled(spec, schema, aux)
-    out: dict[str, Family] = {c: "logit" if schema[c].kind == "binary" else "normal"
-                              for c in modelled}
+    default: dict[str, Family] = {"binary": "logit", "categorical": "multinomial"}
+    out = {c: default.get(schema[c].kind, "normal") for c in modelled}
     out[spec.outcome] = "normal"
     for column, family in overrides.items():
         where = f"methods[{column!r}]"
@@ -174,10 +181,16 @@ def _families(overrides: dict[str, str], schema: DataSchema, spec: ModelSpec,
         if family == "logit" and info.kind != "binary":
             raise OptionError(f"{where}='logit' needs a binary column, but '{column}' is "
                               f"{info.kind}; use 'normal'")
+        if family == "multinomial" and info.kind != "categorical":
+            raise OptionError(f"{where}='multinomial' needs a categorical column with three or "
+                              f"more categories, but '{column}' is {info.kind}; use "
+                              + ("'logit'" if info.kind == "binary" else "'normal'"))
         if family == "normal" and info.categories and info.kind != "continuous":
             raise OptionError(f"{where}='normal' needs a numeric column, but '{column}' is "
-                              f"categorical ({', '.join(info.categories)}); use 'logit'")
-        out[column] = "logit" if family == "logit" else "normal"
+                              f"categorical ({', '.join(info.categories)}); use "
+                              + ("'logit'" if info.kind == "binary" else "'multinomial'"))
+        out[column] = "logit" if family == "logit" else "multinomial" \
+            if family == "multinomial" else "normal"
     return out
 
 
@@ -187,7 +200,7 @@ def _modelled(spec: ModelSpec, schema: DataSchema, aux: tuple[str, ...]) -> list
     return [spec.outcome, *(c for c in predictors if schema[c].n_missing), *aux]
 
 
-def _check_model(spec: ModelSpec, schema: DataSchema, families: dict[str, Family]) -> None:
+def _check_model(spec: ModelSpec, schema: DataSchema) -> None:
     """Reject what the SMC sampler does not handle, naming the term."""
     out = schema[spec.outcome]
     if out.kind != "continuous":
@@ -206,13 +219,6 @@ def _check_model(spec: ModelSpec, schema: DataSchema, families: dict[str, Family
                                f"clusters of '{spec.cluster}'); random slopes need level-1 "
                                "variables", spec.formula, spec.span_of(t.name, "random")
                                or spec.span_of(t.columns[0], "random"))
-    for c in families:
-        info = schema[c]
-        if info.kind == "categorical" and (info.n_missing or c not in spec.columns):
-            what = "an auxiliary" if c not in spec.columns else "an incomplete predictor"
-            raise FormulaError(f"'{c}' is {what} with {len(info.categories)} categories; "
-                               "approach=\"smc\" models categorical variables with two "
-                               "categories only" + _FCS_HINT, spec.formula, spec.span_of(c))
     for t in (*spec.terms, *spec.random.slopes):
         for f in t.factors:
             if f.kind in ("cm", "cwc") and schema[f.column].kind == "categorical":
@@ -239,7 +245,8 @@ def _terms(columns: Iterable[str], schema: DataSchema, means: Iterable[str] = ()
 
 def _sequence(columns: Iterable[str], schema: DataSchema,
               families: dict[str, Family]) -> list[str]:
-    """Continuous (normal-family) variables first, then binary ones; else in given order."""
+    """Continuous (normal-family) variables first, then categorical ones; else in given
+    order."""
     cols = list(columns)
     return ([c for c in cols if families[c] == "normal"]
             + [c for c in cols if families[c] != "normal"])
@@ -336,10 +343,10 @@ def _nonlinear(t: Term, column: str) -> bool:
 def draw_for(v: str, level: int, models: tuple[SubModel, ...]) -> Draw:
     """How the missing values of ``v`` (a level-``level`` variable) are drawn, and why.
 
-    Decided by the models that contain ``v``: binary (logit) variables are
-    enumerated; a continuous one is drawn exactly from a normal if every term
-    of those models is at most linear in it and none of them is a logit model,
-    else by Metropolis-Hastings.
+    Decided by the models that contain ``v``: categorical (logit, multinomial)
+    variables are enumerated; a continuous one is drawn exactly from a normal if
+    every term of those models is at most linear in it and none of them is a
+    logit or multinomial model, else by Metropolis-Hastings.
     """
     family = {m.dependent: m.family for m in models}
     inside = [m for m in models if v in m.columns]
@@ -354,11 +361,18 @@ def draw_for(v: str, level: int, models: tuple[SubModel, ...]) -> Draw:
         unit = "per cluster, " if per_cluster else ""
         return Draw(v, "enumerate", f"binary: {unit}both values' full conditional "
                     f"(product of {where}) evaluated and drawn exactly{slots}")
+    if family.get(v) == "multinomial":
+        unit = "per cluster, " if per_cluster else ""
+        return Draw(v, "enumerate", f"categorical (multinomial logit): {unit}the full "
+                    f"conditional (product of {where}) evaluated at every category and drawn "
+                    f"exactly{slots}")
     nonlinear = [t.name for m in inside for t in m.terms if _nonlinear(t, v)]
-    logit = [str(m) for m in inside if m.family == "logit" and m.dependent != v]
+    logit = [m for m in inside if m.family != "normal" and m.dependent != v]
     if nonlinear or logit:
+        kinds = "/".join(dict.fromkeys(m.family for m in logit))
         why = (f"the term(s) {', '.join(dict.fromkeys(nonlinear))} are not linear in '{v}'"
-               if nonlinear else f"'{v}' predicts the logit model(s) {', '.join(logit)}")
+               if nonlinear else
+               f"'{v}' predicts the {kinds} model(s) {', '.join(map(str, logit))}")
         unit = " per cluster" if per_cluster else ""
         return Draw(v, "metropolis", f"{why}, so the full conditional (product of {where}) is "
                     f"not normal: random-walk Metropolis-Hastings{unit}, proposal scale tuned "

@@ -1,6 +1,6 @@
 """Known-truth two-level data with MAR missingness through an auxiliary variable.
 
-Five scenarios in which the recipes of FIMD Tables 7.5/7.6 are only approximate
+Seven scenarios in which the recipes of FIMD Tables 7.5/7.6 are only approximate
 (the checks of issue 15 for ``approach="smc"``), each a random-intercept model
 with ``G`` clusters of ``s`` rows (default 50 of 20), ``u0 ~ N(0, 0.5)``,
 ``e ~ N(0, 1)`` and an intercept of 1:
@@ -24,11 +24,23 @@ with ``G`` clusters of ``s`` rows (default 50 of 20), ``u0 ~ N(0, 0.5)``,
     ``y = 1 + 0.5 x + 0.8 cm(x) + u0 + e`` where ``cm(x)`` is the manifest mean
     of the cluster's ``s`` values of the incomplete ``x`` (ICC of ``x`` 0.3);
     ``y ~ x + cm(x) + (1 | g)``.
+``"nominal"`` (f)
+    ``y = 1 + 0.5 x + 0.6 [k = b] - 0.4 [k = c] + u0 + e`` with the incomplete
+    level-1 nominal ``k`` (categories ``a``, ``b``, ``c``; ``a`` the reference),
+    ``log P(k = b) / P(k = a) = -0.2 + 0.8 x + c_b`` and ``log P(k = c) /
+    P(k = a) = 0.2 - 0.6 x + c_c``, ``c_b, c_c ~ N(0, 0.5)`` independent per
+    cluster; ``y ~ x + C(k) + (1 | g)``.
+``"nominal_level2"`` (g)
+    ``y = 1 + 0.5 x + 0.4 z + 0.8 [w = b] - 0.6 [w = c] + u0 + e`` with the
+    complete level-2 ``z`` and the incomplete level-2 nominal ``w`` (categories
+    ``a``, ``b``, ``c``), ``log P(w = b) / P(w = a) = 0.2 + 0.8 z``, ``log P(w =
+    c) / P(w = a) = -0.1 - 0.6 z``; ``y ~ x + z + C(w) + (1 | g)``.
 
 Level-1 predictors ``x`` have an ICC of 0.2 (0.3 in ``"cluster_mean"``), level-2
 ones are standard normal. The auxiliary ``a`` is a level-1 variable outside the
 analysis model, linear in the analysis variables, ``a = 0.5 y + 0.5 v + 0.3 r +
-N(0, 1)`` (``v`` the scenario's incomplete predictor, ``r ~ N(0, 1)`` per
+N(0, 1)`` (``v`` the scenario's incomplete predictor, for a nominal one 0, 1, -1
+for its categories ``a``, ``b``, ``c``; ``r ~ N(0, 1)`` per
 cluster), so it correlates with the incomplete variables and the outcome, and
 an auxiliary model ``a ~ y + x + ... + (1 | g)`` is correctly specified. The
 probability that a value goes missing is ``logistic(alpha + gamma za)`` with
@@ -135,8 +147,9 @@ def simulate(scenario: str, seed: int | np.random.SeedSequence, *, n_clusters: i
     Parameters
     ----------
     scenario : str
-        ``"slope"``, ``"moderator"``, ``"binary"``, ``"quadratic"`` or
-        ``"cluster_mean"`` (see the module docstring).
+        ``"slope"``, ``"moderator"``, ``"binary"``, ``"quadratic"``,
+        ``"cluster_mean"``, ``"nominal"`` or ``"nominal_level2"`` (see the
+        module docstring).
     seed : int or numpy.random.SeedSequence
         Seed of the generator; equal arguments give equal data.
     n_clusters, cluster_size : int
@@ -263,6 +276,42 @@ def _cluster_mean(rng: np.random.Generator, g: np.ndarray,
     return {"y": y, "x": x, "a": a}, {"x": _mar(rng, a, -1.0)}
 
 
+_LABELS = np.array(["a", "b", "c"])
+#: The numeric score of each category of a nominal predictor in the auxiliary.
+_SCORE = np.array([0.0, 1.0, -1.0])
+
+
+def _categories(rng: np.random.Generator, eta_b: np.ndarray, eta_c: np.ndarray) -> np.ndarray:
+    """Codes 0, 1, 2 drawn from the multinomial logit with linear predictors 0, ``eta_b``,
+    ``eta_c``."""
+    weights = np.exp(np.stack([np.zeros_like(eta_b), eta_b, eta_c], axis=1))
+    cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
+    return np.minimum((cumulative < rng.random(len(eta_b))[:, None]).sum(axis=1), 2)
+
+
+def _nominal(rng: np.random.Generator, g: np.ndarray, n_clusters: int
+             ) -> tuple[_Columns, _Columns]:
+    x = _level1(rng, g, n_clusters, 0.2)
+    k = _categories(rng, -0.2 + 0.8 * x + _per_cluster(rng, g, n_clusters, 0.5),
+                    0.2 - 0.6 * x + _per_cluster(rng, g, n_clusters, 0.5))
+    y = 1.0 + 0.5 * x + np.array([0.0, 0.6, -0.4])[k] \
+        + _per_cluster(rng, g, n_clusters, _VAR_U0) + rng.normal(size=len(g))
+    a = _auxiliary(rng, g, n_clusters, y, _SCORE[k])
+    return {"y": y, "x": x, "k": _LABELS[k], "a": a}, {"k": _mar(rng, a, -1.0)}
+
+
+def _nominal_level2(rng: np.random.Generator, g: np.ndarray, n_clusters: int
+                    ) -> tuple[_Columns, _Columns]:
+    x = _level1(rng, g, n_clusters, 0.2)
+    z = rng.normal(size=n_clusters)
+    w = _categories(rng, 0.2 + 0.8 * z, -0.1 - 0.6 * z)[g]
+    y = 1.0 + 0.5 * x + 0.4 * z[g] + np.array([0.0, 0.8, -0.6])[w] \
+        + _per_cluster(rng, g, n_clusters, _VAR_U0) + rng.normal(size=len(g))
+    a = _auxiliary(rng, g, n_clusters, y, _SCORE[w])
+    return ({"y": y, "x": x, "z": z[g], "w": _LABELS[w], "a": a},
+            {"w": _cluster_mar(rng, g, n_clusters, a, -1.0)})
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("slope", "(a) random slope of incomplete x, x:z", "y ~ x*z + (1 + x | g)",
              {"(Intercept)": 1.0, "x": 0.5, "z": 0.4, "x:z": 0.3}, ("a",), ("y", "x"), _slope),
@@ -274,5 +323,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              {"(Intercept)": 1.0, "x": 0.5, "I(x ** 2)": 0.3}, ("a",), ("x",), _quadratic),
     Scenario("cluster_mean", "(e) cm(x) of incomplete x", "y ~ x + cm(x) + (1 | g)",
              {"(Intercept)": 1.0, "x": 0.5, "cm(x)": 0.8}, ("a",), ("x",), _cluster_mean),
+    Scenario("nominal", "(f) incomplete nominal k (3 categories)", "y ~ x + C(k) + (1 | g)",
+             {"(Intercept)": 1.0, "x": 0.5, "C(k)[T.b]": 0.6, "C(k)[T.c]": -0.4}, ("a",),
+             ("k",), _nominal),
+    Scenario("nominal_level2", "(g) incomplete level-2 nominal w (3 categories)",
+             "y ~ x + z + C(w) + (1 | g)",
+             {"(Intercept)": 1.0, "x": 0.5, "z": 0.4, "C(w)[T.b]": 0.8, "C(w)[T.c]": -0.6},
+             ("a",), ("w",), _nominal_level2),
 )}
-"""The five scenarios of issue 15, by name."""
+"""The scenarios of issue 15 by name: (a)-(e), and the nominal covariates (f), (g)."""

@@ -8,7 +8,9 @@ what the function handles (read from jomo 2.7-4's ``jomo.lmer`` source):
 * a continuous (``normal``) level-1 outcome, a fixed intercept and at least one
   level-1 predictor in the fixed part;
 * one grouping factor with a random intercept and random slopes on level-1 columns;
-* fixed terms that are columns (continuous, or binary/categorical passed as R factors),
+* fixed terms that are columns (continuous, or binary/categorical passed as R factors:
+  jomo imputes an incomplete factor with any number of categories through latent
+  normals, where the plan has a logit or multinomial logit covariate model),
   powers ``I(x^k)`` of a continuous column (``I(x**2)`` in the formula) and products of
   these (``x:z``, ``x*w``), at level 1 or 2;
 * cluster means ``cm()``, centred ``cwc()`` and other ``I()`` terms only of *complete*
@@ -181,7 +183,7 @@ class _Translation:
         out = next(m for m in plan.models if m.role == "outcome")
         self._check_outcome(out, cluster)
         self.factors.update(dict.fromkeys(m.dependent for m in plan.models
-                                          if m.family == "logit" and m.role != "outcome"))
+                                          if m.family != "normal" and m.role != "outcome"))
         fixed = [":".join(self._factor(t, f) for f in t.factors) for t in out.fixed]
         slopes = [self._slope(t) for t in out.random]
         levels = {c: plan.variable(c).level for c in [cluster, *_measured(plan)]}

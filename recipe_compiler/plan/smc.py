@@ -22,12 +22,12 @@ from .fcs import Variable, VariableLookup
 if TYPE_CHECKING:
     pass
 
-Family = Literal["normal", "logit"]
+Family = Literal["normal", "logit", "multinomial"]
 ModelRole = Literal["outcome", "covariate", "auxiliary"]
 DrawKind = Literal["exact normal", "metropolis", "enumerate", "exact normal per cluster"]
 
 #: Valid values of the ``methods`` option with ``approach="smc"``: a model family per column.
-FAMILIES: tuple[Family, ...] = ("normal", "logit")
+FAMILIES: tuple[Family, ...] = ("normal", "logit", "multinomial")
 DRAW_KINDS: tuple[DrawKind, ...] = ("exact normal", "metropolis", "enumerate",
                                     "exact normal per cluster")
 
@@ -40,7 +40,11 @@ class SubModel:
     ----------
     dependent : str
         The variable this model describes.
-    family : {"normal", "logit"}
+    family : {"normal", "logit", "multinomial"}
+        ``multinomial``: a multinomial logit of a categorical variable with
+        ``K >= 3`` categories (the first the reference), one linear predictor per
+        other category; at level 1 each has its own random intercept
+        (independent across categories).
     level : int
         1: a two-level regression over the rows (random part ``random``);
         2: an ordinary regression over the clusters (one row per cluster).
@@ -178,8 +182,9 @@ class ModelPlan(VariableLookup):
         -------
         pandas.DataFrame
             One row per model and occurrence: ``model`` (``p(y | ...)``),
-            ``family``, ``role`` (``dependent``, ``predictor``, ``in term``,
-            ``random slope``, ``in random slope``), ``term`` and ``why``.
+            ``family``, ``role`` (``dependent``, ``predictor`` (the column or
+            ``C(x)``, its treatment dummies), ``in term``, ``random slope``,
+            ``in random slope``), ``term`` and ``why``.
         """
         self.variable(name)
         rows = []
@@ -190,7 +195,8 @@ class ModelPlan(VariableLookup):
                 for t in terms:
                     if name not in t.columns:
                         continue
-                    plain = t.name == name
+                    plain = t.name == name or (len(t.factors) == 1 and t.factors[0].kind ==
+                                               "cat" and t.factors[0].column == name)
                     role = ("predictor" if plain else "in term") if part == "fixed" else (
                         "random slope" if plain else "in random slope")
                     rows.append((str(m), m.family, role, t.name, _why(m, t, part)))

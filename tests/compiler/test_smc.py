@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -188,18 +189,76 @@ def test_a_categorical_outcome_is_refused_with_a_pointer_to_fcs(frame: pd.DataFr
     caret(str(err.value), "b ~ x + (1 | g)", "b")
 
 
-def test_an_incomplete_predictor_with_three_categories_is_refused(frame: pd.DataFrame,
-                                                                  caret: Callable) -> None:
-    data = frame.assign(k=pd.Categorical(np.where(frame["x"] > 0.5, "hi", np.where(
-        frame["x"] < -0.5, "lo", "mid"))))
+def _nominal(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with k (level 1, 3 categories, missing where x is) and h (level 2,
+    3 categories, missing where w is)."""
+    k = pd.Categorical(np.where(frame["v"] > 0.5, "hi", np.where(frame["v"] < -0.5, "lo",
+                                                                  "mid")))
+    h = pd.Categorical(np.array(["p", "q", "r"])[frame["g"].to_numpy() % 3])
+    data = frame.assign(k=k, h=h)
     data.loc[frame["x"].isna(), "k"] = np.nan
-    with pytest.raises(FormulaError, match=r"'k' is an incomplete predictor with 3 categories.*"
-                                           r'approach="fcs"') as err:
-        rc.compile("y ~ k + (1 | g)", data, approach="smc")
-    caret(str(err.value), "y ~ k + (1 | g)", "k")
-    # complete, it is a predictor like any other (treatment contrasts)
-    full = data.assign(k=data["k"].fillna("mid"))
-    assert rc.compile("y ~ k + (1 | g)", full, approach="smc").models[0].fixed[0].name == "k"
+    data.loc[frame["w"].isna(), "h"] = np.nan
+    return data
+
+
+def test_incomplete_nominal_predictors_get_multinomial_models(frame: pd.DataFrame) -> None:
+    data = _nominal(frame)
+    plan = rc.compile("y ~ x + C(k) + h + z + (1 | g)", data, approach="smc")
+    assert formulas(plan) == {
+        "y": "y ~ 1 + x + C(k) + h + z + (1 | g)",
+        # categorical last in the sequence: x is regressed on k's dummies, k on the complete
+        # ones only; the level-2 h on the level-2 z and the cluster means of complete ones
+        "x": "x ~ 1 + C(k) + C(h) + z + (1 | g)",
+        "k": "k ~ 1 + C(h) + z + (1 | g)",
+        "h": "h ~ 1 + z",
+    }
+    assert plan.model("k").family == plan.model("h").family == "multinomial"
+    assert plan.model("h").level == 2
+    assert plan.draws["k"].how == plan.draws["h"].how == "enumerate"
+    assert "evaluated at every category" in plan.draws["k"].reason
+    assert "per cluster" in plan.draws["h"].reason
+    # x predicts no categorical model, so it is still drawn exactly
+    assert plan.draws["x"].how == "exact normal"
+    text = str(plan)
+    assert re.search(r"p\(k \| C\(h\), z, u\[1\]\) +covariate, multinomial, level 1", text)
+    assert re.search(r"\n  h +enumerate +\d+ missing; categorical \(multinomial logit\): per "
+                     "cluster", text)
+    why = plan.explain("k")
+    assert list(why["role"]) == ["predictor", "predictor", "dependent"]
+    assert list(why["model"]) == [str(plan.model(v)) for v in ("y", "x", "k")]
+    assert list(why["family"]) == ["normal", "normal", "multinomial"]
+    # an auxiliary nominal column is a dependent like any other; it makes the continuous
+    # variables it is regressed on Metropolis-Hastings draws, as a logit model does
+    aux = rc.compile("y ~ x + (1 | g)", data, approach="smc", auxiliary=["k"])
+    assert aux.model("k").family == "multinomial" and aux.draws["k"].how == "enumerate"
+    assert "predicts the multinomial model(s) p(k | y, x, u[1])" in aux.draws["x"].reason
+
+
+def test_family_overrides_of_categorical_columns_are_checked(frame: pd.DataFrame) -> None:
+    data = _nominal(frame)
+    with pytest.raises(OptionError, match=r"methods\['k'\]='normal' needs a numeric column.*"
+                                          "use 'multinomial'"):
+        rc.compile("y ~ k + (1 | g)", data, approach="smc", methods={"k": "normal"})
+    with pytest.raises(OptionError, match=r"methods\['b'\]='multinomial' needs a categorical "
+                                          "column with three or more categories, but 'b' is "
+                                          "binary; use 'logit'"):
+        rc.compile("y ~ b + (1 | g)", data, approach="smc", methods={"b": "multinomial"})
+    with pytest.raises(OptionError, match="but 'x' is continuous; use 'normal'"):
+        rc.compile("y ~ x + (1 | g)", data, approach="smc", methods={"x": "multinomial"})
+    plan = rc.compile("y ~ k + (1 | g)", data, approach="smc", methods={"k": "multinomial"})
+    assert plan.methods == (("k", "multinomial"),)
+
+
+def test_a_categorical_outcome_or_cluster_mean_is_refused(frame: pd.DataFrame,
+                                                          caret: Callable) -> None:
+    data = _nominal(frame)
+    with pytest.raises(FormulaError, match=r"outcome 'k' is categorical; approach=\"smc\" needs "
+                                           r'a continuous outcome.*approach="fcs"') as err:
+        rc.compile("k ~ x + (1 | g)", data, approach="smc")
+    caret(str(err.value), "k ~ x + (1 | g)", "k")
+    with pytest.raises(FormulaError, match=r"'cm\(k\)': approach=\"smc\" takes cluster means of "
+                                           r'numeric or binary columns only.*approach="fcs"'):
+        rc.compile("y ~ k + cm(k) + (1 | g)", data, approach="smc")
 
 
 def test_several_grouping_factors_are_refused(frame: pd.DataFrame) -> None:

@@ -99,6 +99,19 @@ def test_categorical_predictor_becomes_a_factor() -> None:
     assert call(script).startswith("y ~ x + k + (1 | g),")
 
 
+def test_incomplete_nominal_covariates_are_factors_jomo_imputes() -> None:
+    """jomo.lmer imputes an incomplete factor with any number of categories (latent
+    normals); the plan's multinomial models export as factors at their level."""
+    plan = scenario_plan("nominal")
+    assert plan.model("k").family == "multinomial"
+    script = plan_to_jomo(plan)
+    assert 'd[["k"]] <- factor(d[["k"]])' in script
+    assert call(script).startswith("y ~ x + k + (1 | g),")
+    level2 = plan_to_jomo(scenario_plan("nominal_level2"))
+    assert 'd[["w"]] <- factor(d[["w"]])' in level2
+    assert levels(level2) == {"g": 2, "y": 1, "x": 1, "z": 2, "w": 2, "a": 1}
+
+
 @pytest.mark.parametrize("formula, message", [
     ("lpo ~ iqv + cm(iqv) + (1 + iqv | sch)",
      r"term 'cm\(iqv\)': jomo.lmer cannot express cm\(iqv\) of the incomplete column 'iqv'"),
@@ -162,7 +175,7 @@ def _r_has(*packages: str) -> bool:
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="needs Rscript")
 def test_every_scenario_script_parses_in_r(tmp_path: Path) -> None:
     paths = []
-    for name in ("slope", "moderator", "binary", "quadratic"):
+    for name in ("slope", "moderator", "binary", "quadratic", "nominal", "nominal_level2"):
         path = tmp_path / f"{name}.R"
         path.write_text(plan_to_jomo(scenario_plan(name), seed=1))
         paths.append(path.as_posix())
@@ -201,3 +214,26 @@ def test_script_runs_jomo_on_brandsma(brandsma: pd.DataFrame, tmp_path: Path) ->
     assert np.allclose(completed["iqv"].to_numpy()[observed], d["iqv"].to_numpy()[observed])
     pooled = pd.read_csv(est, index_col=0)
     assert abs(pooled.loc["iqv", "Estimate"] - 2.535) < 0.062
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _r_has("jomo", "lme4", "mitml"),
+                    reason="needs Rscript with the R packages jomo, lme4 and mitml")
+def test_script_imputes_an_incomplete_nominal_covariate_with_jomo(tmp_path: Path) -> None:
+    """A short jomo run of scenario (f): the incomplete 3-category ``k`` is imputed with
+    its labels and the observed values are kept."""
+    sim = simulate("nominal", seed=1)
+    data = tmp_path / "d.csv"
+    sim.data.to_csv(data, index=False, na_rep="NA")
+    script = tmp_path / "jomo.R"
+    script.write_text(plan_to_jomo(scenario_plan("nominal"), nburn=50, nbetween=10, nimp=2,
+                                   seed=2, analyse=False))
+    out = tmp_path / "imp.csv"
+    run = (f'd <- read.csv("{data.as_posix()}"); source("{script.as_posix()}"); '
+           f'write.csv(imp[imp$Imputation == 1, ], "{out.as_posix()}", row.names = FALSE)')
+    done = subprocess.run(["Rscript", "-e", run], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    completed = pd.read_csv(out)
+    assert set(completed["k"]) == {"a", "b", "c"}
+    seen = sim.data["k"].notna().to_numpy()
+    assert (completed["k"].to_numpy()[seen] == sim.data["k"].to_numpy()[seen]).all()

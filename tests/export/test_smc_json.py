@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,3 +106,36 @@ def test_the_draws_are_in_sweep_order(plan: rc.ModelPlan) -> None:
 def test_a_metropolis_draw_may_replace_an_exact_one(plan: rc.ModelPlan) -> None:
     spec = edited(plan, _set(("draws", 1, "how"), "metropolis"))
     assert spec_to_model_plan(spec).draws["y"].how == "metropolis"
+
+
+def test_nominal_covariates_round_trip_and_run(frame: pd.DataFrame, tmp_path: Path) -> None:
+    """Multinomial models at level 1 (k) and level 2 (h) and an auxiliary nominal (c): the
+    spec keeps their family, the loaded plan imputes as the original."""
+    labels = np.array(["p", "q", "r"])
+    g = frame["g"].to_numpy()
+    rows = np.arange(len(g))
+    data = frame.assign(k=pd.Categorical(labels[rows % 3]), h=pd.Categorical(labels[g % 3]),
+                        c=pd.Categorical(labels[(rows // 2) % 3]))
+    data.loc[frame["x"].isna() & (rows >= 3), "k"] = np.nan
+    data.loc[frame["w"].isna() & (g > 3), "h"] = np.nan
+    data.loc[rows % 7 == 6, "c"] = np.nan
+    nominal = rc.compile("y ~ x + C(k) + h + (1 | g)", data, approach="smc", auxiliary=["c"])
+    assert isinstance(nominal, rc.ModelPlan)
+    spec = model_plan_to_spec(nominal)
+    assert json.loads(json.dumps(spec)) == spec
+    assert {m["dependent"]: m["family"] for m in spec["models"]} == {
+        "y": "normal", "x": "normal", "k": "multinomial", "h": "multinomial",
+        "c": "multinomial"}
+    assert {d["variable"]: d["how"] for d in spec["draws"]}["h"] == "enumerate"
+    assert spec_to_model_plan(spec) == nominal
+    save_plan(nominal, tmp_path / "nominal.json")
+    loaded = rc.load_plan(tmp_path / "nominal.json")
+    a = rc.impute(data, nominal, m=1, maxit=2, seed=3)
+    b = rc.impute(data, loaded, m=1, maxit=2, seed=3)
+    assert a.complete(1).equals(b.complete(1))
+    assert set(a.complete(1)["c"]) == set(labels)
+    with pytest.raises(PlanError, match=r"draws\[\d\] \('k'\): 'exact normal' does not fit the "
+                                        "models, which call for 'enumerate'"):
+        spec_to_model_plan(edited(nominal, lambda s: [d.update(how="exact normal")
+                                                      for d in s["draws"]
+                                                      if d["variable"] == "k"]))

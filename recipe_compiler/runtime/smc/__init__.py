@@ -3,7 +3,8 @@
 :mod:`.terms` evaluates the models' designs from the current values,
 :mod:`.problem` turns a :class:`~recipe_compiler.plan.ModelPlan` and its data
 into arrays and draw batches, :mod:`.models` draws each model's parameters
-(level-1 normal models by :mod:`.normal`, logit ones by :mod:`.logit`) and gives
+(level-1 normal models by :mod:`.normal`, logit ones by :mod:`.logit`,
+multinomial logit ones category by category by :mod:`.multinomial`) and gives
 its log density, :mod:`.conditionals` draws the missing values from their full
 conditionals, :mod:`.sweep` runs a batch of chains in lockstep (every array with
 a leading chain axis). :func:`run_smc`

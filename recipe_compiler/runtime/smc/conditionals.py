@@ -13,8 +13,13 @@ level-2 models at its cluster. Then, per variable:
   Metropolis step);
 * **metropolis**: random-walk Metropolis-Hastings on the same log density,
   proposal sd per variable (tuned by the caller during burn-in);
-* **enumerate**: the log density at both values of a binary variable, and an
-  exact draw.
+* **enumerate**: the log density at both values of a binary variable (at
+  every category of a categorical one), and an exact draw. For a level-2
+  variable, the random effects of the level-1 normal models are integrated out
+  of its conditional and drawn right after it, given the drawn value (a
+  blocked draw of the cluster's value and effects): given its effects, a
+  cluster's value is all but fixed, since they absorb its main effect, and the
+  chain would hardly move (:func:`_collapsed`).
 
 All chains of a batch are drawn at once (every array has a leading chain
 axis); chain ``c`` draws from its own generator only.
@@ -22,6 +27,7 @@ axis); chain ``c`` draws from its own generator only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,9 +38,10 @@ from ...data.grouping import Grouping
 from ...errors import SamplerError
 from ..gibbs import cluster_means
 from ..samplers.common import per_chain, standard_normal
+from ..samplers.normal_2l import TwoLevelBatchState
 from .models import Params, log_density, predictor
 from .problem import Batch, SmcProblem, TargetInfo
-from .terms import Frame
+from .terms import Frame, ModelDesign
 
 __all__ = ["Current", "draw_target", "proposal_scale"]
 
@@ -103,8 +110,12 @@ def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale
         if target.how in ("exact normal", "exact normal per cluster"):
             set_values(_exact_normal(problem, current, target, batch, set_values, now, rngs))
             continue
-        logf = _conditional(problem, current, target, batch)
-        if target.how == "enumerate":
+        collapsed = target.how == "enumerate" and target.level == 2
+        logf, effects = _conditional(problem, current, target, batch, collapsed)
+        if target.how == "enumerate" and target.name not in problem.binary:
+            set_values(_categorical(logf, set_values, now.shape,
+                                    len(problem.categories[target.name]), rngs))
+        elif target.how == "enumerate":
             lo, hi = problem.binary[target.name]
             set_values(np.full(now.shape, lo))
             f_lo = logf()
@@ -112,7 +123,9 @@ def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale
             f_hi = logf()
             u = _uniform(rngs, size)
             set_values(np.where(u < expit(f_hi - f_lo), hi, lo))
-        else:  # metropolis
+        for draw_effects in effects:
+            draw_effects(rngs)
+        if target.how == "metropolis":
             f_now = logf()
             proposal = now + scale[:, None] * standard_normal(rngs, (size,))
             set_values(proposal)
@@ -129,6 +142,21 @@ def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale
 def _uniform(rngs: list[np.random.Generator], size: int) -> np.ndarray:
     """Uniform draws ``(C, size)``; chain ``c``'s from ``rngs[c]``."""
     return per_chain(rngs, lambda rng: rng.random(size))
+
+
+def _categorical(logf: Callable[[], np.ndarray], set_values: Callable[[np.ndarray], None],
+                 shape: tuple[int, ...], n_categories: int,
+                 rngs: list[np.random.Generator]) -> np.ndarray:
+    """An exact draw of category codes ``0 .. K-1`` for the cells, from the log full
+    conditional evaluated at every category (one uniform per cell)."""
+    logs = np.empty((n_categories, *shape))
+    for k in range(n_categories):
+        set_values(np.full(shape, float(k)))
+        logs[k] = logf()
+    weights = np.exp(logs - logs.max(axis=0))
+    cumulative = np.cumsum(weights, axis=0)
+    share = _uniform(rngs, shape[1]) * cumulative[-1]
+    return np.minimum((cumulative < share).sum(axis=0), n_categories - 1).astype(float)
 
 
 def _exact_normal(problem: SmcProblem, current: Current, target: TargetInfo, batch: Batch,
@@ -229,8 +257,8 @@ def proposal_scale(problem: SmcProblem, current: Current, target: TargetInfo) ->
         if batch.cells.size:
             set_values = _setter(current, target, batch)
             now = _get(current, target, batch)
-            precision, _ = _quadratic(_conditional(problem, current, target, batch), set_values,
-                                      now, target.step)
+            precision, _ = _quadratic(_conditional(problem, current, target, batch)[0],
+                                      set_values, now, target.step)
             set_values(now)
             curvatures.append(precision)
     c = np.concatenate(curvatures, axis=1)
@@ -275,17 +303,26 @@ def _setter(current: Current, target: TargetInfo,
     return set_coupled
 
 
-def _conditional(problem: SmcProblem, current: Current, target: TargetInfo,
-                 batch: Batch) -> Callable[[], np.ndarray]:
+def _conditional(problem: SmcProblem, current: Current, target: TargetInfo, batch: Batch,
+                 collapsed: bool = False
+                 ) -> tuple[Callable[[], np.ndarray], list[Callable[[list], None]]]:
     """A function giving the log full conditional ``(C, k)`` of each cell at the current values.
 
     The linear predictors' columns that do not read the variable are summed
-    once per batch (:func:`~.models.predictor`).
+    once per batch (:func:`~.models.predictor`). With ``collapsed`` (a summed
+    batch), the random effects of the level-1 normal models are integrated out
+    (:func:`_collapsed`); then the second value holds, per such model, the
+    function that draws the batch's clusters' effects given the cells' values.
     """
     frame, cluster_frame = current.frame, current.cluster_frame
     designs, params, binary = problem.designs, current.params, problem.binary
     fold = _fold(current.chains, batch)
-    parts = [(designs[k], frame, batch.rows, k, fold) for k in target.row_models]
+    marginal = [k for k in target.row_models if collapsed and not designs[k].n_categories
+                and designs[k].dependent not in binary and params[k].u is not None]
+    integrated = [_collapsed(designs[k], params[k], frame, batch, fold, target.name)
+                  for k in marginal]
+    parts = [(designs[k], frame, batch.rows, k, fold) for k in target.row_models
+             if k not in marginal]
     parts += [(designs[k], cluster_frame, batch.clusters, k, _same)
               for k in target.cluster_models]
     etas = [predictor(d, params[k], f, rows, target.name) for d, f, rows, k, _ in parts]
@@ -294,5 +331,50 @@ def _conditional(problem: SmcProblem, current: Current, target: TargetInfo,
         total = np.zeros((current.chains, len(batch.cells)))
         for (d, f, rows, k, add), eta in zip(parts, etas, strict=True):
             total += add(log_density(d, params[k], f, binary.get(d.dependent), rows, eta()))
+        for log_marginal, _ in integrated:
+            total += log_marginal()
         return total
-    return logf
+    return logf, [draw for _, draw in integrated]
+
+
+def _collapsed(design: ModelDesign, params: Params, frame: Frame, batch: Batch,
+               fold: Callable[[np.ndarray], np.ndarray], name: str
+               ) -> tuple[Callable[[], np.ndarray], Callable[[list], None]]:
+    """A level-1 normal model's log density over each cluster of a summed batch with its
+    random effects integrated out, and the draw of those effects given the values.
+
+    With ``r = y - X beta`` on a cluster's rows, ``r ~ N(Z u, sigma2 I)`` and ``u ~ N(0,
+    Omega)``: the log marginal is ``-(r'r / sigma2 - b' P^-1 b + log|P|) / 2`` up to
+    a constant, with ``P = Omega^-1 + Z'Z / sigma2`` and ``b = Z'r / sigma2``, and
+    ``u | r ~ N(P^-1 b, P^-1)``. Everything per chain and cluster at once.
+    """
+    fixed = predictor(design, dataclasses.replace(params, u=None), frame, batch.rows, name)
+    y = frame.values[design.dependent].take(batch.rows, axis=1)
+    assert isinstance(params.warm, TwoLevelBatchState) and params.u is not None
+    omega_inv = np.linalg.inv(params.warm.omega)[:, None]  # (C, 1, q, q)
+    weight = 1 / params.sigma2[:, None]
+    u = params.u
+    q = u.shape[2]
+
+    def moments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r = y - fixed()
+        z = design.Z(frame, batch.rows)
+        ztz = np.stack([np.stack([fold(z[:, a] * z[:, c]) for c in range(q)], axis=-1)
+                        for a in range(q)], axis=-2)
+        ztr = np.stack([fold(z[:, a] * r) for a in range(q)], axis=-1) * weight[..., None]
+        return omega_inv + ztz * weight[..., None, None], ztr, fold(r * r) * weight
+
+    def log_marginal() -> np.ndarray:
+        precision, b, rr = moments()
+        chol = np.linalg.cholesky(precision)
+        half = np.linalg.solve(chol, b[..., None])[..., 0]
+        log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        return -0.5 * (rr - (half * half).sum(axis=-1)) - log_det
+
+    def draw(rngs: list) -> None:
+        precision, b, _ = moments()
+        chol = np.linalg.cholesky(precision)
+        noise = standard_normal(rngs, (len(batch.clusters), q))
+        half = np.linalg.solve(chol, b[..., None]) + noise[..., None]
+        u[:, batch.clusters] = np.linalg.solve(np.swapaxes(chol, -1, -2), half)[..., 0]
+    return log_marginal, draw

@@ -7,6 +7,10 @@ for chains whose dependent variable differs by chain (an incomplete binary
 covariate is imputed in each chain), without imputations. The weighted cluster
 moments are held entry by entry with the chains and clusters last and drawn
 from by :func:`~.normal.draw_block_effects`.
+
+:func:`logit_block` is the same step on given designs with an offset in the
+linear predictor: the update of one category of a multinomial logit given the
+others (:mod:`.multinomial`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..samplers.normal_2l import draw_omega, pd_inverse
 from .normal import Blocks, draw_block_effects
 from .terms import Frame, ModelDesign
 
-__all__ = ["update_logit_batch"]
+__all__ = ["logit_block", "update_logit_batch"]
 
 
 def update_logit_batch(design: ModelDesign, frame: Frame, fit: np.ndarray, grouping: Grouping,
@@ -45,9 +49,34 @@ def update_logit_batch(design: ModelDesign, frame: Frame, fit: np.ndarray, group
         ``Omega``, from ``rngs[c]`` only.
     """
     log = Recovery(design.dependent)
-    x = design.X(frame, fit)
-    z = design.Z(frame, fit)
-    y = ones.take(fit, axis=1)
+    out = logit_block(design.X(frame, fit), design.Z(frame, fit), ones.take(fit, axis=1),
+                      grouping, state, rngs, log)
+    log.warn()
+    return out
+
+
+def logit_block(x: np.ndarray, z: np.ndarray, y: np.ndarray, grouping: Grouping,
+                state: BinaryState, rngs: list[np.random.Generator], log: Recovery,
+                offset: np.ndarray | None = None) -> BinaryState:
+    """The Polya-Gamma update of :func:`update_logit_batch` on given designs.
+
+    Parameters
+    ----------
+    x, z : ndarray, shapes (C, p, n) and (C, q, n)
+        Fixed and random designs on the fit rows, intercepts first.
+    y : ndarray, shape (C, n)
+        1 where the dependent takes its second value (its category), else 0.
+    grouping : Grouping
+        The clusters of the ``n`` rows.
+    state : BinaryState
+    rngs : list of numpy.random.Generator
+    log : Recovery
+        Collects recoveries (not warned here).
+    offset : ndarray, shape (C, n), optional
+        ``c`` in ``logit P(y = 1) = X beta + Z u - c``: with ``w ~ PG(1, eta - c)``
+        the likelihood is Gaussian in ``eta`` with working response ``kappa / w + c``,
+        so ``kappa = y - 1/2`` becomes ``kappa + w c`` in the moments.
+    """
     chains, p, n = x.shape
     q = z.shape[1]
     codes = grouping.codes
@@ -56,17 +85,19 @@ def update_logit_batch(design: ModelDesign, frame: Frame, fit: np.ndarray, group
         eta += x[:, j] * state.beta[:, j:j + 1]
     for k in range(q):
         eta += z[:, k] * state.u[:, :, k].take(codes, axis=1)
+    if offset is not None:
+        eta -= offset
     w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
-    offset = x.mean(axis=2)
-    offset[:, 0] = 0.0
-    centred = centred_design(x - offset[:, :, None], offset, log)
-    xs = (x - (offset + centred.center)[:, :, None]) * centred.keep[:, :, None]
+    shift = x.mean(axis=2)
+    shift[:, 0] = 0.0
+    centred = centred_design(x - shift[:, :, None], shift, log)
+    xs = (x - (shift + centred.center)[:, :, None]) * centred.keep[:, :, None]
     xs[:, 0] = 1.0
     z_scale = np.sqrt((z * z).sum(axis=2) / n)
     z_scale[:, 0] = 1.0
     z_scale[z_scale == 0] = 1.0
     zs = z / z_scale[:, :, None]
-    kappa = y - 0.5
+    kappa = y - 0.5 if offset is None else y - 0.5 + w * offset
     zw = zs * w[:, None, :]
     products = [zs[:, a] * kappa for a in range(q)]
     products += [zw[:, a] * xs[:, j] for a in range(q) for j in range(p)]
@@ -87,6 +118,5 @@ def update_logit_batch(design: ModelDesign, frame: Frame, fit: np.ndarray, group
     coef, u = draw_block_effects(blocks, np.ones(chains), omega_inv, rngs, log)
     u_rows = np.ascontiguousarray(u.transpose(1, 2, 0))
     omega, _ = draw_omega(u_rows, rngs, log)
-    log.warn()
     return BinaryState(beta=centred.beta(coef), u=u_rows / z_scale[:, None, :],
                        omega=omega / outer)

@@ -9,6 +9,9 @@ current completed data, by the runtime's blocks:
   (:mod:`.normal`);
 * level-1 logit models: the Polya-Gamma block of
   :func:`~recipe_compiler.runtime.samplers.logit_2l.draw_2l_bin` (:mod:`.logit`);
+* multinomial logit models: that block per non-reference category given the
+  others (:mod:`.multinomial`; at level 2 the logistic regression below, with
+  the same offset);
 * level-2 models (one row per cluster): Bayesian linear regression
   (``sigma2 | beta`` inverse-gamma, ``beta | sigma2`` normal, flat priors) or
   Polya-Gamma logistic regression
@@ -38,6 +41,7 @@ from ..samplers.logit_2l import COEF_PRIOR_SD, BinaryState, draw_2l_bin, sample_
 from ..samplers.normal_2l import TwoLevelBatchState, draw_2l
 from ..samplers.single import Recovery, cholesky
 from .logit import update_logit_batch
+from .multinomial import category_offset, start_states, update_multinomial_batch
 from .normal import Split, update_normal_batch
 from .terms import Frame, ModelDesign, design_columns, reads
 
@@ -58,12 +62,17 @@ class Params:
         Residual variance (normal models; 1 for logit models).
     warm : TwoLevelBatchState, BinaryState or None
         The two-level block's state (leading chain axis), for its next update.
+    categories : tuple of Params
+        Multinomial models: the parameters of each non-reference category's
+        linear predictor (then ``beta`` is theirs side by side, shape
+        (C, (K-1) p), and ``u`` likewise); empty for the other models.
     """
 
     beta: np.ndarray
     u: np.ndarray | None
     sigma2: np.ndarray
     warm: TwoLevelBatchState | BinaryState | None = None
+    categories: tuple[Params, ...] = ()
 
 
 def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
@@ -95,11 +104,22 @@ def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
         y = cluster_frame.values[name]
         if rows is not None:
             X, y = X.take(np.flatnonzero(rows), axis=2), y.take(np.flatnonzero(rows), axis=1)
+        if design.n_categories:
+            return _multinomial(X, y, design.n_categories, previous, rngs, name)
         beta = None if previous is None else previous.beta
         if binary is None:
             return _regression(X, y, beta, rngs, name)
         return _logistic(X, (y == binary[1]).astype(float), beta, rngs, name)
     fit = np.ones(frame.n, dtype=bool) if rows is None else rows
+    if design.n_categories:
+        fitted = np.flatnonzero(fit)
+        per_category = start_states(len(rngs), len(design.fixed), grouping.n,
+                                    len(design.random), design.n_categories) \
+            if previous is None else tuple(p.warm for p in previous.categories
+                                           if isinstance(p.warm, BinaryState))
+        new_states = update_multinomial_batch(design, frame, fitted, grouping.subset(fitted),
+                                              per_category, rngs)
+        return _combined([Params(s.beta, s.u, np.ones(len(rngs)), s) for s in new_states])
     warm = None if previous is None else previous.warm
     if binary is None and isinstance(warm, TwoLevelBatchState):
         assert split is not None
@@ -166,20 +186,49 @@ def _regression(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None,
     return Params(coef, None, sigma2)
 
 
+def _combined(categories: list[Params]) -> Params:
+    """A multinomial model's parameters from its categories'."""
+    u = None if categories[0].u is None else np.concatenate([p.u for p in categories
+                                                             if p.u is not None], axis=2)
+    return Params(np.concatenate([p.beta for p in categories], axis=1), u,
+                  np.ones(len(categories[0].beta)), categories=tuple(categories))
+
+
+def _multinomial(X: np.ndarray, y: np.ndarray, n_categories: int, previous: Params | None,
+                 rngs: list[np.random.Generator], name: str) -> Params:
+    """A level-2 multinomial logit: :func:`_logistic` per non-reference category given the
+    others (offset ``log(1 + sum_{j != k} exp(eta_j))``), categories in turn."""
+    betas: list[np.ndarray | None] = [None] * (n_categories - 1) if previous is None else [
+        p.beta for p in previous.categories]
+    etas = [np.zeros(y.shape) if b is None else np.einsum("cpn,cp->cn", X, b) for b in betas]
+    out = []
+    for k, beta in enumerate(betas):
+        new = _logistic(X, (y == k + 1).astype(float), beta, rngs, name,
+                        category_offset(etas, k))
+        etas[k] = np.einsum("cpn,cp->cn", X, new.beta)
+        out.append(new)
+    return _combined(out)
+
+
 def _logistic(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None,
-              rngs: list[np.random.Generator], name: str) -> Params:
+              rngs: list[np.random.Generator], name: str,
+              offset: np.ndarray | None = None) -> Params:
     """Polya-Gamma Gibbs step of a logistic regression per chain, prior ``N(0, 5^2)`` per
-    standardised coefficient (as the two-level logit block)."""
+    standardised coefficient (as the two-level logit block); ``offset`` ``(C, n)`` is
+    subtracted from the linear predictor (see :func:`~.logit.logit_block`)."""
     log = Recovery(name)
     design, xs = _level2_design(X, log)
     eta = np.zeros(y.shape) if beta is None else np.einsum("cpn,cp->cn", X, beta)
+    if offset is not None:
+        eta = eta - offset
     w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
     diagonal = np.arange(X.shape[1])
     prior = np.zeros((len(y), len(diagonal), len(diagonal)))
     prior[:, diagonal, diagonal] = design.scale**2 / COEF_PRIOR_SD**2
     prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
     precision = (xs * w[:, None, :]) @ np.swapaxes(xs, -1, -2) + prior
-    coef = _coefficients(design, precision, np.einsum("cpn,cn->cp", xs, y - 0.5),
+    kappa = y - 0.5 if offset is None else y - 0.5 + w * offset
+    coef = _coefficients(design, precision, np.einsum("cpn,cn->cp", xs, kappa),
                          np.ones(len(y)), rngs, log, "logistic precision matrix")
     log.warn()
     return Params(coef, None, np.ones(len(y)))
@@ -187,7 +236,8 @@ def _logistic(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None,
 
 def linear_predictor(design: ModelDesign, params: Params, frame: Frame,
                      rows: np.ndarray | None = None) -> np.ndarray:
-    """``X beta + Z u`` on ``rows`` (all rows if ``None``), shape (C, r)."""
+    """``X beta + Z u`` on ``rows`` (all rows if ``None``), shape (C, r); of a multinomial
+    model, every non-reference category's, shape (K-1, C, r)."""
     return predictor(design, params, frame, rows, "")()
 
 
@@ -197,7 +247,12 @@ def predictor(design: ModelDesign, params: Params, frame: Frame, rows: np.ndarra
 
     The columns that do not read ``name`` are summed once, here; the function
     adds the others at the current values (returns the same array if none reads it).
+    Of a multinomial model, the function gives every non-reference category's,
+    shape (K-1, C, r).
     """
+    if params.categories:
+        each = [predictor(design, p, frame, rows, name) for p in params.categories]
+        return lambda: np.stack([eta() for eta in each])
     n = frame.n if rows is None else len(rows)
     codes = None if frame.codes is None else frame.codes if rows is None else frame.codes[rows]
     terms = [(col, params.beta[:, j:j + 1]) for j, col in enumerate(design.fixed)]
@@ -228,14 +283,21 @@ def log_density(design: ModelDesign, params: Params, frame: Frame,
                 eta: np.ndarray | None = None) -> np.ndarray:
     """Log density ``(C, r)`` of the dependent variable on ``rows``, up to a constant per row.
 
-    ``eta`` is the linear predictor on ``rows`` when the caller has it. NaN (an
-    ``I()`` term undefined at a proposed value) becomes ``-inf``.
+    ``eta`` is the linear predictor on ``rows`` when the caller has it (of a
+    multinomial model, every category's, (K-1, C, r)). NaN (an ``I()`` term
+    undefined at a proposed value) becomes ``-inf``.
     """
     if eta is None:
         eta = linear_predictor(design, params, frame, rows)
     y = frame.values[design.dependent]
     y = y if rows is None else y.take(rows, axis=1)
-    if binary is None:
+    if params.categories:  # eta_y - log(1 + sum_k exp(eta_k)), eta_0 = 0
+        chosen = np.zeros(y.shape)
+        for k, e in enumerate(eta):
+            chosen = np.where(y == k + 1, e, chosen)
+        out = chosen - np.logaddexp.reduce(np.concatenate([np.zeros((1, *y.shape)), eta]),
+                                           axis=0)
+    elif binary is None:
         out = -0.5 * (y - eta) ** 2 / params.sigma2[:, None]
     else:
         out = np.where(y == binary[1], eta, 0.0) - np.logaddexp(0.0, eta)

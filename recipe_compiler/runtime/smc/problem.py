@@ -186,6 +186,9 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
                             "plan again on these data")
     binary = {name: _two_values(name, columns[name], name in categories)
               for name, family in families.items() if family == "logit"}
+    for name, family in families.items():
+        if family == "multinomial":
+            _check_categories(name, columns[name], categories.get(name, ()))
     designs = tuple(model_design(m, categories) for m in plan.models)
     order = sorted(plan.draw_table, key=lambda d: not plan.only_in_own_model(d.variable))
     targets = tuple(_target(plan, d.variable, d.how, columns[d.variable], observed[d.variable],
@@ -194,7 +197,7 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
     one = Frame({k: x[None] for k, x in columns.items()},
                 {k: cluster_means(grouping, x[None]) for k, x in columns.items()},
                 grouping.codes, grouping.n_rows, 1)
-    splits = tuple(None if d.level == 2 or d.dependent in binary else
+    splits = tuple(None if d.level == 2 or d.dependent in binary or d.n_categories else
                    make_split(d, one, np.ones(grouping.n_rows, dtype=bool) if fit is None else fit,
                               _moving(d, observed, grouping), grouping)
                    for d, fit in zip(designs, fit_rows, strict=True))
@@ -234,6 +237,19 @@ def _two_values(name: str, x: np.ndarray, coded: bool) -> tuple[float, float]:
         raise DataError(f"'{name}' has a logit model but takes {len(values)} distinct values in "
                         "these data; a logit model needs exactly two")
     return values[0], values[1]
+
+
+def _check_categories(name: str, x: np.ndarray, labels: tuple[str, ...]) -> None:
+    """A multinomial model needs a coded column with every category observed."""
+    if len(labels) < 3:
+        raise DataError(f"'{name}' has a multinomial model but {len(labels)} categories in "
+                        "these data (it must be categorical with at least 3); compile the plan "
+                        "again on these data")
+    seen = np.bincount(x[~np.isnan(x)].astype(int), minlength=len(labels))
+    if not seen.all():
+        raise DataError(f"'{name}': the category {labels[int(np.argmin(seen))]!r} is never "
+                        "observed, so its multinomial coefficients are not identified; drop "
+                        "the unused category (e.g. Series.cat.remove_unused_categories())")
 
 
 def _uses(design: ModelDesign, name: str) -> bool:

@@ -47,7 +47,8 @@ class SmcChainResult(ChainResult):
         The frozen proposal sd of each Metropolis-Hastings variable (first set
         from the curvature of its log conditional, then tuned during burn-in).
     beta : dict of str -> ndarray, shape (maxit, p)
-        Per model (by dependent variable), the fixed effects drawn at each iteration.
+        Per model (by dependent variable), the fixed effects drawn at each iteration
+        (of a multinomial model, each non-reference category's ``p`` side by side).
     """
 
     acceptance: dict[str, float] = field(default_factory=dict)
@@ -104,7 +105,8 @@ def run_smc_batch(problem: SmcProblem, maxit: int, seeds: list[np.random.SeedSeq
     proposed = dict.fromkeys(mh, 0)
     mean = np.empty((chains, maxit, len(targets)))
     var = np.empty((chains, maxit, len(targets)))
-    beta = {d.dependent: np.empty((chains, maxit, len(d.x_names))) for d in problem.designs}
+    beta = {d.dependent: np.empty((chains, maxit, len(d.x_names) * max(d.n_categories - 1, 1)))
+            for d in problem.designs}
     missing = [np.flatnonzero(~problem.observed[t]) for t in targets]
     for it in range(maxit):
         update_all(problem, current, rngs)

@@ -105,6 +105,9 @@ class ModelDesign:
     fixed, random : tuple of tuple of Atom
         One product of atoms per column, intercepts first when present.
     x_names, z_names : tuple of str
+    n_categories : int
+        ``K``, the categories of the dependent of a multinomial model (codes
+        ``0 .. K-1``, 0 the reference); 0 for the other models.
     """
 
     model: SubModel
@@ -112,6 +115,7 @@ class ModelDesign:
     random: tuple[tuple[Atom, ...], ...]
     x_names: tuple[str, ...]
     z_names: tuple[str, ...]
+    n_categories: int = 0
 
     @property
     def dependent(self) -> str:
@@ -169,7 +173,8 @@ def model_design(model: SubModel, categories: Mapping[str, tuple[str, ...]]) -> 
     ----------
     model : SubModel
     categories : mapping of str -> tuple of str
-        The labels, in code order, of every column held as category codes.
+        The labels, in code order, of every column held as category codes
+        (the dependent's too, for a multinomial model).
     """
     fixed, x_names = _columns(model.fixed, model.intercept, categories)
     if model.level == 2:
@@ -178,7 +183,9 @@ def model_design(model: SubModel, categories: Mapping[str, tuple[str, ...]]) -> 
     else:
         random, z_names = _columns(model.random, model.random_intercept, categories)
     return ModelDesign(model=model, fixed=tuple(fixed), random=tuple(random),
-                       x_names=tuple(x_names), z_names=tuple(z_names))
+                       x_names=tuple(x_names), z_names=tuple(z_names),
+                       n_categories=len(categories.get(model.dependent, ()))
+                       if model.family == "multinomial" else 0)
 
 
 def _columns(terms: tuple[Term, ...], intercept: bool, categories: Mapping[str, tuple[str, ...]]

@@ -97,6 +97,66 @@ def test_a_chain_gives_the_same_draws_alone_or_in_any_batch(frame: pd.DataFrame)
     assert not np.array_equal(together[0].imputed["x"], together[1].imputed["x"])
 
 
+@pytest.fixture(scope="module")
+def nominal(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with k (level 1) and h (level 2), 3 categories each, missing where a and w
+    are; rows 0-2 and clusters 1-3 hold every category."""
+    rng = np.random.default_rng(9)
+    g = frame["g"].to_numpy()
+    k = rng.integers(0, 3, len(g))
+    k[:3] = [0, 1, 2]
+    labels = np.array(["lo", "mid", "hi"])
+    out = frame.assign(k=pd.Categorical(labels[k]),
+                       h=pd.Categorical(labels[(g + rng.integers(0, 3, g.max() + 1)[g]) % 3]))
+    out.loc[frame["a"].isna() & (np.arange(len(g)) >= 3), "k"] = np.nan
+    out.loc[frame["w"].isna(), "h"] = np.nan
+    return out
+
+
+NOMINAL = "y ~ x + C(k) + h + b + (1 + x | g)"
+
+
+def test_nominal_chains_give_the_same_draws_alone_or_in_any_batch(
+        nominal: pd.DataFrame) -> None:
+    """As above with incomplete nominal covariates at level 1 (k) and level 2 (h): the
+    multinomial updates, the enumeration over categories and the level-2 draw of the
+    outcome model's effects use each chain's generator only."""
+    plan = rc.compile(NOMINAL, nominal, approach="smc")
+    assert isinstance(plan, rc.ModelPlan)
+    assert [plan.model(v).family for v in ("k", "h")] == ["multinomial"] * 2
+    problem = make_smc_problem(plan, nominal)
+    seeds = np.random.SeedSequence(6).spawn(3)
+    together = run_smc_batch(problem, 4, seeds)
+    alone = [run_smc_batch(problem, 4, [s])[0] for s in seeds]
+    uneven = run_smc_batch(problem, 4, seeds[:1]) + run_smc_batch(problem, 4, seeds[1:])
+    for a, b, c in zip(together, alone, uneven, strict=True):
+        assert isinstance(a, SmcChainResult) and isinstance(b, SmcChainResult)
+        assert isinstance(c, SmcChainResult)
+        for other in (b, c):
+            assert all(np.array_equal(a.imputed[t], other.imputed[t]) for t in a.imputed)
+            assert all(np.array_equal(a.beta[t], other.beta[t]) for t in a.beta)
+            assert np.array_equal(a.mean, other.mean)
+    # k ~ 1 + b + C(h) + (1 | g): each non-reference category's 4 coefficients side by side
+    assert plan.model("k").formula("g") == "k ~ 1 + b + C(h) + (1 | g)"
+    assert together[0].beta["k"].shape == (4, 2 * 4)
+    assert not np.array_equal(together[0].imputed["k"], together[1].imputed["k"])
+
+
+def test_nominal_imputations_are_labels_and_level2_ones_constant(
+        nominal: pd.DataFrame) -> None:
+    imp = rc.impute(nominal, NOMINAL, approach="smc", m=2, maxit=4, seed=3)
+    for i in (1, 2):
+        done = imp.complete(i)
+        assert done[["k", "h"]].notna().all().all()
+        assert set(done["k"]) == set(done["h"]) == {"lo", "mid", "hi"}
+        assert (done.groupby("g")["h"].nunique() == 1).all()
+        seen = nominal["k"].notna()
+        assert done.loc[seen, "k"].equals(nominal.loc[seen, "k"])
+    pooled = imp.fit(NOMINAL).pool()
+    assert {"C(k)[T.lo]", "C(k)[T.mid]", "C(h)[T.lo]", "C(h)[T.mid]"} <= set(pooled["term"]), \
+        list(pooled["term"])
+
+
 def test_diagnostics_rhat_and_acceptance(frame: pd.DataFrame) -> None:
     imp = rc.impute(frame, FORMULA, approach="smc", m=2, maxit=6, seed=5)
     assert list(imp.rhat().index) == imp.plan.targets

@@ -123,7 +123,9 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         return _assemble(ctx, _rows(ctx), _methods(ctx))
     ctx = Context(spec, schema, opts, nest.groupings, nest.kind, _constant_in(data, schema, nest))
     check_multilevel(ctx)
-    return _assemble(ctx, multilevel_rows(ctx), _methods(ctx))
+    whole = frozenset(c for c in ctx.targets if pd.api.types.is_integer_dtype(data[c].dtype)
+                      or pd.api.types.is_bool_dtype(data[c].dtype))
+    return _assemble(ctx, multilevel_rows(ctx), _methods(ctx, whole))
 
 
 def _check_observed_clusters(data: pd.DataFrame, column: str, level: int, group: str) -> None:
@@ -176,11 +178,14 @@ def _single_level(e: Entry) -> Entry:
     return e
 
 
-def _methods(ctx: Context) -> dict[str, str]:
+def _methods(ctx: Context, whole: frozenset[str] = frozenset()) -> dict[str, str]:
     """Each target's method: the override, else the method table's default for its kind.
 
     The kind is the schema's decision: a number, or a categorical column with two
-    categories (binary), more (nominal) or more and ordered (ordinal).
+    categories (binary), more (nominal) or more and ordered (ordinal). With several
+    grouping factors, a number above level 1 is ``continuous`` (the normal model)
+    unless its column holds whole numbers (``whole``: integer or boolean dtypes,
+    which predictive mean matching keeps whole).
     """
     overrides = ctx.options.method_overrides
     for column in overrides:
@@ -193,6 +198,8 @@ def _methods(ctx: Context) -> dict[str, str]:
         scope = (multilevel_scope(ctx, t) if ctx.several
                  else target_scope(ctx.spec.random is not None, info.level))
         kind = target_kind(t in ctx.categorical, len(info.categories), info.ordered)
+        if ctx.several and kind == "numeric" and info.level > 1 and t not in whole:
+            kind = "continuous"
         if t in overrides:
             out[t] = check_method(overrides[t], scope,
                                   f"methods[{t!r}] (a level-{info.level} target)").name

@@ -8,9 +8,10 @@ Three scenarios, each with fixed effects and variance components known:
     intercept ``u0`` (variance 0.3) and random slope of ``x`` ``u1`` (variance 0.1,
     correlation 0.3 with ``u0``), a school random intercept ``s`` (variance 0.2)
     and ``e ~ N(0, 1)``. ``z ~ N(0, 1)`` is a school variable, ``w = 0.4 z +
-    N(0, 0.84)`` a class variable, ``x = 0.3 w + s + c + N(0, 0.6)`` a pupil
-    variable with a school part (variance 0.15) and a class part (0.25). Analysis model ``y ~ x + w + z + (1 + x | school:class) + (1 |
-    school)``; ``x``, ``w`` and ``z`` are incomplete. ``class`` numbers the classes
+    N(0, 0.84)`` a class variable, ``x = 0.3 w + N(0, 0.6)`` plus a school part
+    (variance 0.15) and a class part (0.25) a pupil variable. Analysis model ``y ~ x +
+    w + z + (1 + x | school:class) + (1 | school)``; ``x``, ``w`` and ``z`` are
+    incomplete. ``class`` numbers the classes
     1.. across schools, so ``(1 + x | class)`` names the same grouping. The FCS recipes
     are approximate here: ``x`` has a random slope (FIMD section 7.5).
 ``"three_level_complete_slope"``

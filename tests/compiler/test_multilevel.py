@@ -106,7 +106,15 @@ def test_nested_plan_has_both_groupings_innermost_first(p3: rc.Plan) -> None:
 def test_targets_by_level_with_their_methods(p3: rc.Plan) -> None:
     assert p3.targets == ["y", "x", "w", "z"]
     assert [p3.variable(t).level for t in p3.targets] == [1, 1, 2, 3]
-    assert p3.methods[p3.targets].tolist() == ["ml.pmm", "ml.pmm", "ml.pmm", "3lonly.pmm"]
+    assert p3.methods[p3.targets].tolist() == ["ml.pmm", "ml.pmm", "ml.norm", "3lonly.norm"]
+
+
+def test_whole_number_columns_above_level_1_keep_pmm(p3: rc.Plan, d3: pd.DataFrame) -> None:
+    """Class- and school-level numbers default to the normal model, except integer columns,
+    whose imputations must stay whole (a norm method is refused for them at impute time)."""
+    data = d3.assign(w=d3["w"].round().astype("Int64"))
+    plan = rc.compile(p3.formula, data)
+    assert plan.methods[["w", "z"]].tolist() == ["ml.pmm", "3lonly.norm"]
 
 
 def test_cluster_means_are_explicit_derived_variables_per_grouping(p3: rc.Plan) -> None:
@@ -381,7 +389,7 @@ def test_summary_shows_the_groupings_and_how_they_relate(p3: rc.Plan, px: rc.Pla
     s3 = str(p3).splitlines()
     assert s3[1] == ("grouping factors (nested, innermost first): school:class (level 2), "
                      "school (level 3)")
-    assert "  z            3lonly.pmm     level 3, continuous, 30 missing" in s3
+    assert "  z            3lonly.norm    level 3, continuous, 30 missing" in s3
     assert any(line.startswith("  cm(x, school) ") and line.endswith("groupmean(x) within school")
                for line in s3)
     assert str(px).splitlines()[1] == "grouping factors (crossed): rater (level 2), item (level 2)"

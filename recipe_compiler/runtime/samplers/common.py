@@ -224,6 +224,24 @@ def centred_design(x_obs: np.ndarray, offset: np.ndarray, log: Recovery) -> Cent
     return CentredDesign(n=n, center=center, gram=gram, keep=keep, scale=scale, offset=offset)
 
 
+def standardised(t: TargetBatch) -> tuple[Recovery, float, float, np.ndarray, CentredDesign]:
+    """The start of every normal-model sampler's visit: ``(log, y_center, y_scale, ys,
+    design)``, with ``ys`` the observed values standardised (``y_scale`` 1 for a constant
+    target) and ``design`` the centred fixed design of the observed rows.
+
+    Raises
+    ------
+    SamplerError
+        The observed values contain NaN or infinity.
+    """
+    log = Recovery(t.name)
+    if not np.isfinite(t.y_obs).all():
+        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
+    y_center, y_scale = float(t.y_obs.mean()), float(t.y_obs.std()) or 1.0
+    ys = (t.y_obs - y_center) / y_scale
+    return log, y_center, y_scale, ys, centred_design(t.x_obs, t.x_offset, log)
+
+
 def _full_rank(cross: np.ndarray, var: np.ndarray, n: int) -> np.ndarray:
     """Chains whose non-intercept columns :func:`independent_columns` surely keeps all of.
 

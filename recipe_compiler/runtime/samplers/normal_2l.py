@@ -48,7 +48,7 @@ import numpy as np
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
-from .common import CentredDesign, as_batch, centred_design, per_chain, standard_normal
+from .common import CentredDesign, as_batch, per_chain, standard_normal, standardised
 from .matching import match_donors_batch
 from .registry import TargetBatch, register
 from .single import Recovery, check_finite, cholesky
@@ -370,13 +370,8 @@ def draw_2l_batch(t: TargetBatch, rngs: list[np.random.Generator],
     slopes and strong MAR.) Each missing row takes the observed y of one of its
     ``donors`` nearest observed rows.
     """
-    log = Recovery(t.name)
+    log, y_center, y_scale, ys, design = standardised(t)
     y_obs = t.y_obs
-    if not np.isfinite(y_obs).all():
-        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
-    y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
-    ys = (y_obs - y_center) / y_scale
-    design = centred_design(t.x_obs, t.x_offset, log)
     mom, z_scale = chain_moments(t.x_obs, t.z_obs, t.g_obs, design, ys, t.name)
     units = z_scale / y_scale
     outer = units[:, :, None] * units[:, None, :]

@@ -66,7 +66,7 @@ import numpy as np
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
-from .common import CentredDesign, centred_design, per_chain, standard_normal
+from .common import CentredDesign, per_chain, standard_normal, standardised
 from .matching import match_donors_batch
 from .normal_2l import (
     SIGMA2_PRIOR,
@@ -153,13 +153,8 @@ def draw_ml_batch(t: TargetBatch, rngs: list[np.random.Generator],
     if state is not None and not isinstance(state, MultilevelBatchState):
         raise SamplerError(f"imputing '{t.name}': the sampler state is not a "
                            "MultilevelBatchState")
-    log = Recovery(t.name)
+    log, y_center, y_scale, ys, design = standardised(t)
     y_obs = t.y_obs
-    if not np.isfinite(y_obs).all():
-        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
-    y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
-    ys = (y_obs - y_center) / y_scale
-    design = centred_design(t.x_obs, t.x_offset, log)
     mom, z_scale = chain_moments(t.x_obs, t.z_obs, t.g_obs, design, ys, t.name)
     units = z_scale / y_scale
     outer = units[:, :, None] * units[:, None, :]

@@ -28,11 +28,11 @@ from .common import (
     CONST_TOL,
     Recovery,
     as_batch,
-    centred_design,
     check_finite,
     check_observed,
     independent_columns,
     standard_normal,
+    standardised,
 )
 from .matching import match_donors_batch
 from .registry import TargetBatch, register
@@ -285,13 +285,8 @@ def draw_regression_batch(t: TargetBatch, rngs: list[np.random.Generator], *,
     -------
     ndarray, shape (C, n_missing)
     """
-    log = Recovery(t.name)
+    log, y_center, y_scale, ys, design = standardised(t)
     y_obs = t.y_obs
-    if not np.isfinite(y_obs).all():
-        raise SamplerError(f"imputing '{t.name}': observed values contain NaN or infinity")
-    y_center, y_scale = float(y_obs.mean()), float(y_obs.std()) or 1.0
-    ys = (y_obs - y_center) / y_scale
-    design = centred_design(t.x_obs, t.x_offset, log)
     xty = design.centre(t.x_obs @ ys)
     chol = cholesky(design.gram, log, "cross-product matrix X'X", chains=True)
     half = np.linalg.solve(chol, xty[..., None])

@@ -1,8 +1,9 @@
 """Known-truth simulation of issue 14: three-level and crossed designs, FCS against listwise.
 
 Run: ``python benchmarks/ml_simulation.py [--reps 200] [--scenarios three_level,crossed]
-[--methods listwise,fcs,fcs_norm] [--mar auxiliary,outcome] [--m 5] [--maxit 10] [--n-jobs 2]
-[--out benchmarks/results/ml_simulation.md] [--raw estimates.csv]``.
+[--methods listwise,fcs,fcs_norm,smc] [--mar auxiliary,outcome] [--m 5] [--maxit 10]
+[--maxit-smc 200] [--n-jobs 2] [--out benchmarks/results/ml_simulation.md]
+[--raw estimates.csv]``.
 
 For every scenario of :mod:`recipe_compiler.datasets.simulate_ml` (pupils in classes in
 schools with incomplete ``x``, ``w`` (class) and ``z`` (school) and a random slope at the
@@ -13,7 +14,9 @@ replication, the analysis model is fitted by REML on the complete data (``comple
 before the deletion), on the complete cases (``listwise``), and on ``m`` imputations
 from ``rc.impute`` with the compiled FCS recipe plus the auxiliary, with the default
 methods (``fcs``: ``ml.pmm``, ``3lonly.pmm``) and with their normal-model versions
-(``fcs_norm``: ``ml.norm``, ``3lonly.norm``); fixed effects pooled by Rubin's rules,
+(``fcs_norm``: ``ml.norm``, ``3lonly.norm``), and the model-based imputation
+(``smc``: ``approach="smc"`` with the auxiliary, ``--maxit-smc`` sweeps, nested
+designs only; not run by default); fixed effects pooled by Rubin's rules,
 variance components averaged over the imputations (``mitml::testEstimates``). Per
 scenario, method and parameter it reports, over the R successful replications:
 
@@ -56,6 +59,7 @@ from scipy import stats  # noqa: E402
 
 import recipe_compiler as rc  # noqa: E402
 from recipe_compiler.analysis.lmm_multi_result import MultiLMMResult  # noqa: E402
+from recipe_compiler.analysis.mifit import MIFit  # noqa: E402
 from recipe_compiler.datasets.simulate_ml import (  # noqa: E402
     MARS,
     ML_SCENARIOS,
@@ -63,7 +67,7 @@ from recipe_compiler.datasets.simulate_ml import (  # noqa: E402
     simulate_ml,
 )
 
-METHODS = ("complete", "listwise", "fcs", "fcs_norm")
+METHODS = ("complete", "listwise", "fcs", "fcs_norm", "smc")
 """Every method the benchmark knows; ``complete`` (the fit before deletion) always runs."""
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,6 +82,7 @@ class Settings:
     methods: tuple[str, ...] = ("listwise", "fcs", "fcs_norm")
     m: int = 5
     maxit: int = 10
+    maxit_smc: int = 200
     seed: int = 20261130
     mar: str = "auxiliary"
     sizes: tuple[tuple[str, tuple[int, int, int]], ...] = ()
@@ -129,12 +134,20 @@ def estimate(sim: MLSimulated, method: str, settings: Settings,
         return _single(rc.fit_lmm(sim.formula, sim.data, reml=True))
     if method not in METHODS[2:]:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if method == "smc":
+        imp = rc.impute(sim.data, sim.formula, approach="smc", auxiliary=list(sim.auxiliary),
+                        m=settings.m, maxit=settings.maxit_smc, seed=seed)
+        return _pooled(imp.fit(sim.formula, reml=True))
     plan = rc.compile(sim.formula, sim.data, auxiliary=list(sim.auxiliary))
     if method == "fcs_norm":
         plan = rc.compile(sim.formula, sim.data, auxiliary=list(sim.auxiliary), methods={
             t: plan.methods[t].replace("pmm", "norm") for t in plan.targets})
     imp = rc.impute(sim.data, plan, m=settings.m, maxit=settings.maxit, seed=seed)
-    fit = imp.fit(sim.formula, reml=True)
+    return _pooled(imp.fit(sim.formula, reml=True))
+
+
+def _pooled(fit: MIFit) -> pd.DataFrame:
+    """Pooled fixed effects and averaged variance components of the imputations' fits."""
     fixed = fit.pool()[["term", "estimate", "std_error", "df"]].assign(kind="fixed")
     vc = fit.variance_components()
     return pd.concat([fixed, _variances(vc)], ignore_index=True)
@@ -269,12 +282,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scenarios", default=",".join(ML_SCENARIOS),
                         help=f"comma-separated, from {', '.join(ML_SCENARIOS)}")
     parser.add_argument("--methods", default=",".join(Settings.methods),
-                        help="comma-separated, from listwise, fcs, fcs_norm")
+                        help="comma-separated, from listwise, fcs, fcs_norm, smc")
     parser.add_argument("--mar", default=Settings.mar,
                         help=f"comma-separated, from {', '.join(MARS)}: one table each")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--m", type=int, default=Settings.m)
     parser.add_argument("--maxit", type=int, default=Settings.maxit)
+    parser.add_argument("--maxit-smc", type=int, default=Settings.maxit_smc,
+                        help="sweeps of the smc method (half of them burn-in)")
     parser.add_argument("--seed", type=int, default=Settings.seed)
     parser.add_argument("--out", type=Path, default=RESULTS / "ml_simulation.md")
     parser.add_argument("--raw", type=Path, default=None,
@@ -289,8 +304,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     mars = [m for m in args.mar.split(",") if m]
     if not mars or any(m not in MARS for m in mars):
         parser.error(f"--mar must list some of {', '.join(MARS)}")
-    settings = [Settings(methods=methods, m=args.m, maxit=args.maxit, seed=args.seed, mar=mar)
-                for mar in mars]
+    settings = [Settings(methods=methods, m=args.m, maxit=args.maxit, maxit_smc=args.maxit_smc,
+                         seed=args.seed, mar=mar) for mar in mars]
     t0 = time.perf_counter()
     results = [run(scenarios, args.reps, s, n_jobs=args.n_jobs) for s in settings]
     wall = time.perf_counter() - t0
@@ -300,8 +315,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{s}: " + " x ".join(f"{v} {n}" for v, n in zip(
             settings[0].sizes_of(s), ML_SCENARIOS[s].size_names, strict=True))
         for s in scenarios)
+    smc_maxit = f" (smc: {args.maxit_smc})" if "smc" in methods else ""
     text = (f"`{command.strip()}`: {args.reps} replications per scenario ({sizes}), "
-            f"m = {args.m}, maxit = {args.maxit}, REML fits, {args.n_jobs} worker(s), "
+            f"m = {args.m}, maxit = {args.maxit}{smc_maxit}, REML fits, {args.n_jobs} worker(s), "
             f"{wall / 60:.1f} min wall; python {platform.python_version()}, numpy "
             f"{np.__version__}, recipe_compiler {rc.__version__}. Monte Carlo SEs in "
             f"parentheses (percentage points); coverage (fixed effects) MC SE "

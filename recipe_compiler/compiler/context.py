@@ -238,28 +238,6 @@ class Context:
         return Term(tuple(out))
 
 
-def check_one_grouping(spec: ModelSpec) -> None:
-    """Refuse a model with several grouping factors for ``approach="smc"``.
-
-    The FCS recipes cover three-level and crossed models (:mod:`.multilevel`);
-    the model-based imputation covers two levels.
-
-    Raises
-    ------
-    FormulaError
-        Naming the second random-effects term, with a caret under its group.
-    """
-    if len(spec.randoms) < 2:
-        return
-    second = spec.randoms[1]
-    factors = ", ".join(r.cluster for r in spec.randoms)
-    raise FormulaError(f"the model has several grouping factors ({factors}); model-based "
-                       "imputation for three-level and crossed models is not available yet (the "
-                       f"term (... | {second.cluster}) has no model in approach=\"smc\"): use "
-                       "approach=\"fcs\" (the default); and rc.fit_lmm(formula, data) fits this "
-                       "model to complete or completed data", spec.formula, second.span)
-
-
 def check_model(ctx: Context) -> None:
     """Reject models the recipes do not cover: level-2 outcome, level-2 random slopes."""
     spec = ctx.spec

@@ -174,6 +174,11 @@ class _Translation:
         plan = self.plan
         if plan.cluster is None:
             raise PlanError("jomo.lmer needs a grouping factor; the plan has none" + _SMC_HINT)
+        if plan.outer is not None:
+            raise PlanError(f"the plan has two grouping factors ({', '.join(plan.groupings)}): "
+                            f"the random intercept (1 | {plan.outer}) is out of reach of "
+                            "jomo.lmer, which fits two-level models (one grouping factor)"
+                            + _SMC_HINT)
         cluster = plan.cluster
         for name in [cluster, *_measured(plan)]:
             if not is_syntactic(name):

@@ -11,6 +11,12 @@ Layout (version 1)::
                  "reason": "..."}, ...],
      "draws": [{"variable": "iqv", "how": "exact normal", "reason": "..."}, ...]}
 
+A three-level plan (two nested grouping factors) adds ``"groupings": ["school:class",
+"school"]`` (innermost first; ``cluster`` is the first, both are variables of role
+``cluster``, with levels 2 and 3); its models' formulas carry the outer random
+intercept, ``x ~ 1 + w + (1 | school:class) + (1 | school)``, ``w ~ 1 + z + (1 |
+school)``, and level-3 models (over the schools) have level 3.
+
 Loading is inert: each model's terms are read back by the formula parser (so an
 ``I()`` term passes the safe expression parser, never ``eval``), and every
 entry is validated; a :class:`~recipe_compiler.errors.PlanError` names the
@@ -35,13 +41,13 @@ FORMAT = "recipe_compiler.model_plan"
 VERSION = 1
 
 _KEYS = ("format", "version", "formula", "cluster", "auxiliary", "methods", "variables",
-         "models", "draws")
+         "models", "draws", "groupings")
 _ROLES = ("outcome", "covariate", "auxiliary")
 
 
 def model_plan_to_spec(plan: ModelPlan) -> dict[str, Any]:
     """The plan as a JSON-ready dict; ``spec_to_model_plan(model_plan_to_spec(p)) == p``."""
-    return {
+    out = {
         "format": FORMAT,
         "version": VERSION,
         "formula": plan.formula,
@@ -56,6 +62,9 @@ def model_plan_to_spec(plan: ModelPlan) -> dict[str, Any]:
         "draws": [{"variable": d.variable, "how": d.how, "reason": d.reason}
                   for d in plan.draw_table],
     }
+    if plan.groupings:
+        out["groupings"] = list(plan.groupings)
+    return out
 
 
 def spec_to_model_plan(spec: Mapping[str, Any]) -> ModelPlan:
@@ -79,13 +88,24 @@ def spec_to_model_plan(spec: Mapping[str, Any]) -> ModelPlan:
     unknown = [k for k in spec if k not in _KEYS]
     if unknown:
         raise PlanError(f"spec: unknown key {unknown[0]!r}; valid keys: {', '.join(_KEYS)}")
-    variables = read_variables(get_entry(spec, "variables", list, "spec"))
+    groupings = _outer(spec)
+    variables = read_variables(get_entry(spec, "variables", list, "spec"),
+                               max_level=3 if groupings else 2)
     for v in variables:
         if v.role not in ("cluster", "target", "covariate"):
             raise PlanError(f"variables: {v.name!r} has role {v.role!r}; a model-based plan has "
                             "the roles 'cluster', 'target' and 'covariate'")
     cluster = spec.get("cluster")
-    check_cluster(cluster, variables)
+    if groupings:
+        declared = [v.name for v in variables if v.role == "cluster"]
+        levels = [next(v.level for v in variables if v.name == g) if g in declared else None
+                  for g in groupings]
+        if cluster != groupings[0] or declared != list(groupings) or levels != [2, 3]:
+            raise PlanError(f"spec 'groupings' {list(groupings)!r}: the first must be 'cluster' "
+                            f"({cluster!r}), and both the variables of role 'cluster' in this "
+                            f"order, with levels 2 and 3 (have {declared!r}, levels {levels})")
+    else:
+        check_cluster(cluster, variables)
     if cluster is None:
         raise PlanError("spec 'cluster' is null; a model-based plan needs a cluster variable")
     formula = get_entry(spec, "formula", str, "spec")
@@ -96,14 +116,25 @@ def spec_to_model_plan(spec: Mapping[str, Any]) -> ModelPlan:
         if column not in names or family not in FAMILIES:
             raise PlanError(f"methods[{column!r}]={family!r}: the column must be a plan "
                             f"variable and the family one of {', '.join(FAMILIES)}")
-    models = tuple(_model(e, i, str(cluster), names)
+    models = tuple(_model(e, i, str(cluster), names, groupings[1] if groupings else "")
                    for i, e in enumerate(get_entry(spec, "models", list, "spec")))
     draws = tuple(_draw(e, i, variables)
                   for i, e in enumerate(get_entry(spec, "draws", list, "spec")))
     _check_coverage(variables, models, draws, formula)
     return ModelPlan(formula=formula, cluster=cluster, variables=tuple(variables),
                      models=models, draw_table=draws, auxiliary=auxiliary,
-                     methods=tuple(sorted(methods.items())))
+                     methods=tuple(sorted(methods.items())), groupings=groupings)
+
+
+def _outer(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``groupings`` entry of a three-level spec (two names), else ``()``."""
+    if "groupings" not in spec:
+        return ()
+    entry = get_entry(spec, "groupings", list, "spec")
+    if len(entry) != 2 or not all(isinstance(g, str) for g in entry):
+        raise PlanError(f"spec 'groupings' must list the two nested grouping factors, "
+                        f"innermost first (e.g. ['school:class', 'school']), got {entry!r}")
+    return tuple(entry)
 
 
 def _names(value: object, names: list[str], where: str) -> list[str]:
@@ -115,7 +146,7 @@ def _names(value: object, names: list[str], where: str) -> list[str]:
     return value
 
 
-def _model(entry: object, i: int, cluster: str, names: list[str]) -> SubModel:
+def _model(entry: object, i: int, cluster: str, names: list[str], outer: str) -> SubModel:
     where = f"models[{i}]"
     if not isinstance(entry, Mapping):
         raise PlanError(f"{where} must be an object with dependent, family, level, role, "
@@ -125,7 +156,7 @@ def _model(entry: object, i: int, cluster: str, names: list[str]) -> SubModel:
     family, role = get_entry(entry, "family", str, where), get_entry(entry, "role", str, where)
     level = get_entry(entry, "level", int, where)
     for key, value, valid in (("family", family, FAMILIES), ("role", role, _ROLES),
-                              ("level", level, (1, 2))):
+                              ("level", level, (1, 2, 3) if outer else (1, 2))):
         if value not in valid:
             raise PlanError(f"{where}: {key} {value!r} is not valid; choose one of "
                             + ", ".join(map(repr, valid)))
@@ -139,6 +170,12 @@ def _model(entry: object, i: int, cluster: str, names: list[str]) -> SubModel:
         raise PlanError(f"{where}: the formula {text!r} must have the dependent "
                         f"{dependent!r} left of '~'" + (f" and the random part '(... | "
                                                         f"{cluster})'" if level == 1 else ""))
+    extra = parsed.more_random
+    if extra and (level == 3 or len(extra) > 1 or extra[0].cluster != outer
+                  or extra[0].slopes or not extra[0].intercept):
+        raise PlanError(f"{where}: the formula {text!r} may add only the outer random "
+                        + (f"intercept '(1 | {outer})'" if outer and level < 3 else
+                           "intercept of a three-level plan at levels 1 and 2"))
     for c in parsed.columns:
         if c not in names:
             raise PlanError(f"{where}: the formula uses {c!r}, which is not a plan variable; "
@@ -147,7 +184,8 @@ def _model(entry: object, i: int, cluster: str, names: list[str]) -> SubModel:
                     random=random.slopes if level == 1 else (), role=role,
                     intercept=parsed.intercept,
                     random_intercept=random.intercept if level == 1 else False,
-                    reason=get_entry(entry, "reason", str, where) if "reason" in entry else "")
+                    reason=get_entry(entry, "reason", str, where) if "reason" in entry else "",
+                    outer=outer if extra else "")
 
 
 def _draw(entry: object, i: int, variables: list[Variable]) -> Draw:

@@ -47,7 +47,9 @@ class SubModel:
         (independent across categories).
     level : int
         1: a two-level regression over the rows (random part ``random``);
-        2: an ordinary regression over the clusters (one row per cluster).
+        2: a regression over the (innermost) clusters, one row per cluster;
+        3: in a three-level plan, an ordinary regression over the outer
+        clusters (one row per outer cluster).
     fixed : tuple of Term
         Fixed terms, without the intercept.
     random : tuple of Term
@@ -59,6 +61,9 @@ class SubModel:
         Whether the random part has an intercept (level 1 only).
     reason : str
         Why the model is in the factorisation.
+    outer : str
+        In a three-level plan, the outer grouping factor over which the model
+        (level 1 or 2) has a random intercept (``"school"``); empty otherwise.
     """
 
     dependent: str
@@ -70,6 +75,7 @@ class SubModel:
     intercept: bool = True
     random_intercept: bool = True
     reason: str = ""
+    outer: str = ""
 
     @property
     def terms(self) -> tuple[Term, ...]:
@@ -85,17 +91,20 @@ class SubModel:
     def formula(self, cluster: str | None) -> str:
         """The model in lme4 notation, e.g. ``iqv ~ 1 + ses + (1 | sch)``."""
         fixed = " + ".join(["1" if self.intercept else "0", *(t.name for t in self.fixed)])
-        if self.level == 2 or cluster is None:
-            return f"{self.dependent} ~ {fixed}"
+        outer = f" + (1 | {self.outer})" if self.outer else ""
+        if self.level >= 2 or cluster is None:
+            return f"{self.dependent} ~ {fixed}{outer}"
         rand = " + ".join(["1" if self.random_intercept else "0",
                            *(t.name for t in self.random)])
-        return f"{self.dependent} ~ {fixed} + ({rand} | {cluster})"
+        return f"{self.dependent} ~ {fixed} + ({rand} | {cluster}){outer}"
 
     def __str__(self) -> str:
         given = [t.name for t in self.fixed]
         if self.level == 1 and (self.random_intercept or self.random):
             given.append("u[" + " + ".join(["1" if self.random_intercept else "0",
                                             *(t.name for t in self.random)]) + "]")
+        if self.outer:
+            given.append(f"v[1 | {self.outer}]")
         return f"p({self.dependent} | {', '.join(given) or '1'})"
 
 
@@ -122,9 +131,10 @@ class ModelPlan(VariableLookup):
     formula : str
         The analysis model, which is the outcome model.
     cluster : str or None
+        The (innermost) grouping factor.
     variables : tuple of Variable
-        The cluster, then the measured columns (role ``target`` if incomplete,
-        else ``covariate``) with their level and kind.
+        The grouping factors (levels 2, 3), then the measured columns (role
+        ``target`` if incomplete, else ``covariate``) with their level and kind.
     models : tuple of SubModel
         The factors of the joint model: outcome, covariate models in the order
         of the sequential factorisation, auxiliary models.
@@ -135,6 +145,10 @@ class ModelPlan(VariableLookup):
         The auxiliary columns.
     methods : tuple of (str, str)
         Family overrides given at compile time, ``(column, family)``.
+    groupings : tuple of str
+        Three-level (nested) plans: the grouping factors, innermost first
+        (``("school:class", "school")``; ``cluster`` is the first); empty for a
+        two-level plan.
     """
 
     formula: str
@@ -144,6 +158,12 @@ class ModelPlan(VariableLookup):
     draw_table: tuple[Draw, ...]
     auxiliary: tuple[str, ...] = ()
     methods: tuple[tuple[str, str], ...] = ()
+    groupings: tuple[str, ...] = ()
+
+    @property
+    def outer(self) -> str | None:
+        """The outer grouping factor of a three-level plan, else ``None``."""
+        return self.groupings[1] if len(self.groupings) > 1 else None
 
     # ------------------------------------------------------------------ views
 
@@ -184,13 +204,18 @@ class ModelPlan(VariableLookup):
             One row per model and occurrence: ``model`` (``p(y | ...)``),
             ``family``, ``role`` (``dependent``, ``predictor`` (the column or
             ``C(x)``, its treatment dummies), ``in term``, ``random slope``,
-            ``in random slope``), ``term`` and ``why``.
+            ``in random slope``, ``random intercept`` (the outer grouping factor of a
+            three-level plan)), ``term`` and ``why``.
         """
         self.variable(name)
         rows = []
         for m in self.models:
             if m.dependent == name:
                 rows.append((str(m), m.family, "dependent", name, m.reason))
+            if m.outer and m.outer == name:
+                rows.append((str(m), m.family, "random intercept", f"(1 | {name})",
+                             f"extra block: a random intercept over the outer grouping factor "
+                             f"'{name}' (clusters of '{self.cluster}' nested in it)"))
             for part, terms in (("fixed", m.fixed), ("random", m.random)):
                 for t in terms:
                     if name not in t.columns:
@@ -205,7 +230,11 @@ class ModelPlan(VariableLookup):
     def summary(self) -> str:
         """The factorisation, one line per model, and how each variable is drawn."""
         lines = [f"Model-based (SMC) imputation plan for: {self.formula}"]
-        if self.cluster:
+        if self.outer:
+            lines.append(f"groupings (nested, innermost first): {', '.join(self.groupings)}; "
+                         f"random intercepts over '{self.outer}' (an extra block v) in the "
+                         "models marked (1 | " + self.outer + ")")
+        elif self.cluster:
             lines.append(f"cluster: {self.cluster}")
         if self.auxiliary:
             lines.append("auxiliary: " + ", ".join(self.auxiliary))

@@ -140,16 +140,13 @@ def test_single_factor_fitters_refuse_several(frames: dict[str, pd.DataFrame]) -
         rc.fit_glmm("b ~ x + (1 | rater) + (1 | item)", data)
 
 
-def test_smc_imputation_refuses_several_factors(frames: dict[str, pd.DataFrame]) -> None:
-    """FCS plans take several grouping factors (``tests/compiler/test_multilevel.py``);
-    the model-based approach does not yet."""
+def test_smc_imputation_takes_nested_factors(frames: dict[str, pd.DataFrame]) -> None:
+    """FCS and model-based plans both take two nested grouping factors (the FCS ones in
+    ``tests/compiler/test_multilevel.py``, the SMC ones in ``tests/compiler/test_smc.py``)."""
     data = frames["nested"].copy()
     data.loc[data.index[::7], "x"] = np.nan
-    formula = "y ~ x + w + (1 | school/class)"
-    with pytest.raises(FormulaError, match=r"three-level and crossed models is not available "
-                       r"yet .* rc\.fit_lmm") as exc:
-        rc.compile(formula, data, approach="smc")
-    assert str(exc.value).splitlines()[-1].strip() == "^" * len("(1 | school/class)")
+    plan = rc.compile("y ~ x + w + (1 | school/class)", data, approach="smc")
+    assert plan.groupings == ("school:class", "school")
 
 
 def test_pooling_takes_multi_term_fits(frames: dict[str, pd.DataFrame]) -> None:

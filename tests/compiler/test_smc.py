@@ -11,7 +11,9 @@ import pytest
 
 import recipe_compiler as rc
 from recipe_compiler.compiler.smc import term_degree
+from recipe_compiler.datasets.simulate_ml import simulate_ml
 from recipe_compiler.errors import DataError, FormulaError, OptionError, RecipeError
+from recipe_compiler.export.r_jomo import plan_to_jomo
 from recipe_compiler.model.parse import parse_formula
 
 
@@ -261,10 +263,83 @@ def test_a_categorical_outcome_or_cluster_mean_is_refused(frame: pd.DataFrame,
         rc.compile("y ~ k + cm(k) + (1 | g)", data, approach="smc")
 
 
-def test_several_grouping_factors_are_refused(frame: pd.DataFrame) -> None:
-    with pytest.raises(RecipeError, match="imputation for three-level and crossed models is "
-                       "not available"):
-        rc.compile("y ~ x + (1 | g) + (1 | z)", frame, approach="smc")
+@pytest.fixture(scope="module")
+def three_level() -> pd.DataFrame:
+    """Pupils in classes in schools (simulate_ml's three_level, small): incomplete x (level
+    1), w (class), z (school); complete y and the auxiliary a."""
+    return simulate_ml("three_level", 3, sizes=(8, 3, 5)).data
+
+
+THREE = "y ~ x + w + z + (1 + x | school:class) + (1 | school)"
+
+
+def test_three_level_plan_adds_school_intercepts_and_levels(three_level: pd.DataFrame) -> None:
+    plan = rc.compile(THREE, three_level, approach="smc", auxiliary=["a"])
+    assert plan.groupings == ("school:class", "school") and plan.outer == "school"
+    assert plan.cluster == "school:class"
+    assert formulas(plan) == {
+        "y": "y ~ 1 + x + w + z + (1 + x | school:class) + (1 | school)",
+        "x": "x ~ 1 + w + z + (1 | school:class) + (1 | school)",
+        "w": "w ~ 1 + z + (1 | school)",
+        "z": "z ~ 1",
+        "a": "a ~ 1 + y + x + w + z + (1 | school:class) + (1 | school)"}
+    assert [m.level for m in plan.models] == [1, 1, 2, 3, 1]
+    assert {v.name: v.level for v in plan.variables} == {
+        "school:class": 2, "school": 3, "y": 1, "x": 1, "w": 2, "z": 3, "a": 1}
+    assert [(d.variable, d.how) for d in plan.draw_table] == [
+        ("x", "exact normal"), ("w", "exact normal per cluster"),
+        ("z", "exact normal per cluster")]
+    assert "level-3" in plan.draws["z"].reason
+    text = str(plan)
+    assert "groupings (nested, innermost first): school:class, school" in text
+    assert "p(x | w, z, u[1], v[1 | school])" in text
+    why = plan.explain("school")
+    assert list(why["role"]) == ["random intercept"] * 4
+    assert set(why["term"]) == {"(1 | school)"}
+    # (1 | school/class) is the same model
+    same = rc.compile("y ~ x + w + z + (1 | school/class)", three_level, approach="smc")
+    assert same.groupings == ("school:class", "school")
+
+
+def test_the_jomo_export_of_a_three_level_plan_is_refused(three_level: pd.DataFrame) -> None:
+    plan = rc.compile(THREE, three_level, approach="smc")
+    with pytest.raises(rc.PlanError, match=r"jomo.lmer, which fits two-level models"):
+        plan_to_jomo(plan)
+
+
+def test_random_slopes_over_the_outer_factor_are_refused(three_level: pd.DataFrame) -> None:
+    formula = "y ~ x + w + z + (1 + x | school:class) + (1 + x | school)"
+    with pytest.raises(FormulaError, match=r"random slope of 'x' over the outer grouping "
+                                           r"factor 'school'.*approach=\"fcs\"") as err:
+        rc.compile(formula, three_level, approach="smc")
+    assert "(1 + x | school)" in str(err.value)
+
+
+def test_crossed_and_three_grouping_factors_are_refused(three_level: pd.DataFrame) -> None:
+    crossed = three_level.assign(rater=np.arange(len(three_level)) % 4)
+    with pytest.raises(FormulaError, match=r"crossed in these data.*nested factors only.*"
+                                           r'approach="fcs" \(the default\), which handles '
+                                           r"crossed factors"):
+        rc.compile("y ~ x + (1 | school:class) + (1 | rater)", crossed, approach="smc")
+    with pytest.raises(FormulaError, match=r"3 grouping factors.*at most two nested"):
+        rc.compile("y ~ x + (1 | school:class) + (1 | school) + (1 | rater)", crossed,
+                   approach="smc")
+    with pytest.raises(FormulaError, match=r"two random-effects terms over the same grouping "
+                                           r"factor 'school'"):
+        rc.compile("y ~ x + (1 | school) + (0 + x | school)", crossed, approach="smc")
+
+
+def test_three_level_scope_is_refused_by_column_or_term(three_level: pd.DataFrame) -> None:
+    data = three_level.assign(b=(three_level["x"] > 0).astype(float))
+    data.loc[data.index[:5], "b"] = np.nan
+    with pytest.raises(OptionError, match=r"'b' has a logit model; .* two grouping factors "
+                                          r"takes continuous"):
+        rc.compile("y ~ b + (1 | school:class) + (1 | school)", data, approach="smc")
+    with pytest.raises(FormulaError, match=r"'cm\(x\)': .* two grouping factors"):
+        rc.compile("y ~ x + cm(x) + (1 | school:class) + (1 | school)", data, approach="smc")
+    with pytest.raises(FormulaError, match=r"'x' enters a term that is not linear"):
+        rc.compile("y ~ x + I(x**2) + (1 | school:class) + (1 | school)", data,
+                   approach="smc")
 
 
 def test_single_level_models_and_models_without_intercept_are_refused(

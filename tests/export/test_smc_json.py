@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import recipe_compiler as rc
+from recipe_compiler.datasets.simulate_ml import simulate_ml
 from recipe_compiler.errors import PlanError
 from recipe_compiler.export.plan_files import save_plan
 from recipe_compiler.export.smc_json import model_plan_to_spec, spec_to_model_plan
@@ -139,3 +140,33 @@ def test_nominal_covariates_round_trip_and_run(frame: pd.DataFrame, tmp_path: Pa
         spec_to_model_plan(edited(nominal, lambda s: [d.update(how="exact normal")
                                                       for d in s["draws"]
                                                       if d["variable"] == "k"]))
+
+
+def test_three_level_plans_round_trip_and_run(tmp_path: Path) -> None:
+    data = simulate_ml("three_level", 2, sizes=(6, 3, 4)).data
+    plan = rc.compile("y ~ x + w + z + (1 + x | school:class) + (1 | school)", data,
+                      approach="smc", auxiliary=["a"])
+    spec = model_plan_to_spec(plan)
+    assert spec["groupings"] == ["school:class", "school"]
+    assert {m["dependent"]: m["formula"] for m in spec["models"]}["w"] == \
+        "w ~ 1 + z + (1 | school)"
+    assert "groupings" not in model_plan_to_spec(rc.compile(
+        "y ~ x + (1 | school)", data, approach="smc"))  # two-level specs are unchanged
+    assert spec_to_model_plan(json.loads(json.dumps(spec))) == plan
+    path = tmp_path / "plan.json"
+    save_plan(plan, path)
+    loaded = rc.load_plan(path)
+    a = rc.impute(data, loaded, m=1, maxit=3, seed=5).complete(1)
+    b = rc.impute(data, plan, m=1, maxit=3, seed=5).complete(1)
+    pd.testing.assert_frame_equal(a, b)
+    for change, message in (
+            (lambda s: s.update(groupings=["school"]), "must list the two nested"),
+            (lambda s: s.update(groupings=["school", "school:class"]), "the first must be"),
+            (lambda s: s["models"][2].update(formula="w ~ 1 + z + (1 | class)"),
+             r"may add only the outer random intercept '\(1 \| school\)'"),
+            (lambda s: s["models"][3].update(formula="z ~ 1 + (1 | school)"),
+             "may add only the outer random intercept of a three-level plan")):
+        bad = copy.deepcopy(spec)
+        change(bad)
+        with pytest.raises(PlanError, match=message):
+            spec_to_model_plan(bad)

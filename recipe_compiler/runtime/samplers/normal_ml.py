@@ -85,7 +85,7 @@ from .normal_2l import (
 from .registry import TargetBatch, register
 from .single import Recovery, check_finite, cholesky
 
-__all__ = ["MultilevelBatchState", "draw_ml_batch"]
+__all__ = ["MultilevelBatchState", "draw_intercept_block", "draw_ml_batch"]
 
 
 @dataclass
@@ -234,7 +234,7 @@ def _sweep(t: TargetBatch, design: CentredDesign, mom: Moments, z_scale: np.ndar
                 else:  # constant within each main cluster: Z_c'1 v_j
                     sums -= np.take(v[j], other.codes, axis=1)[..., None] * mom.ztz[..., 0]
             score = marginal.score(sums)
-            v[k] = _draw_intercept_block(parent.segment_sums(marginal.info),
+            v[k] = draw_intercept_block(parent.segment_sums(marginal.info),
                                          parent.segment_sums(score), tau[:, k], rngs)[1]
     offset = _block_part(v, obs_blocks)
     effects = draw_effects(_minus(mom, t, design, z_scale, v, parents).scaled(1 / sigma2),
@@ -247,7 +247,7 @@ def _sweep(t: TargetBatch, design: CentredDesign, mom: Moments, z_scale: np.ndar
         if parents[k] is not None:
             continue
         partial = resid + np.take(v[k], g_obs.codes, axis=1) + coef[:, :1]
-        intercept, v[k] = _draw_intercept_block(g_obs.sizes / sigma2[:, None],
+        intercept, v[k] = draw_intercept_block(g_obs.sizes / sigma2[:, None],
                                                 g_obs.segment_sums(partial) / sigma2[:, None],
                                                 tau[:, k], rngs)
         coef[:, 0] = intercept
@@ -296,7 +296,7 @@ def _marginal(mom: Moments, omega_inv: np.ndarray, sigma2: np.ndarray,
     return _Marginal(chol=chol, ones=ones, info=info, sigma2=s2)
 
 
-def _draw_intercept_block(info: np.ndarray, score: np.ndarray, tau: np.ndarray,
+def draw_intercept_block(info: np.ndarray, score: np.ndarray, tau: np.ndarray,
                           rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``(beta_0, v) | rest``: ``beta_0`` with ``v`` integrated out, then ``v | beta_0``.
 

@@ -6,7 +6,9 @@ into arrays and draw batches, :mod:`.models` draws each model's parameters
 (level-1 normal models by :mod:`.normal`, logit ones by :mod:`.logit`,
 multinomial logit ones category by category by :mod:`.multinomial`) and gives
 its log density, :mod:`.conditionals` draws the missing values from their full
-conditionals, :mod:`.sweep` runs a batch of chains in lockstep (every array with
+conditionals (with two nested grouping factors, :mod:`.outer` adds the random
+intercepts over the outer one, and level-3 values are drawn once per outer
+cluster), :mod:`.sweep` runs a batch of chains in lockstep (every array with
 a leading chain axis). :func:`run_smc`
 runs the m chains through :func:`recipe_compiler.runtime.chains.run_chains`.
 """

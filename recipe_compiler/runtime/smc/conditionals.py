@@ -28,7 +28,7 @@ axis); chain ``c`` draws from its own generator only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +40,7 @@ from ..gibbs import cluster_means
 from ..samplers.common import per_chain, standard_normal
 from ..samplers.normal_2l import TwoLevelBatchState
 from .models import Params, log_density, predictor
+from .outer import Outer
 from .problem import Batch, SmcProblem, TargetInfo
 from .terms import Frame, ModelDesign
 
@@ -59,6 +60,7 @@ class Current:
     means: dict[str, np.ndarray]
     grouping: Grouping
     params: list[Params] = field(default_factory=list)
+    outer: Outer | None = None
 
     @property
     def chains(self) -> int:
@@ -69,12 +71,38 @@ class Current:
     def frame(self) -> Frame:
         """The row frame."""
         return Frame(self.values, self.means, self.grouping.codes, self.grouping.n_rows,
-                     self.chains)
+                     self.chains, None if self.outer is None else self.outer.rows.codes)
 
     @property
     def cluster_frame(self) -> Frame:
         """The cluster frame."""
-        return Frame(self.means, self.means, None, self.grouping.n, self.chains)
+        return Frame(self.means, self.means, None, self.grouping.n, self.chains,
+                     None if self.outer is None else self.outer.parent)
+
+    @property
+    def top_frame(self) -> Frame | None:
+        """Three-level plans: the outer-cluster frame (every column's value in one inner
+        cluster of each outer cluster: exact for the level-3 columns)."""
+        if self.outer is None:
+            return None
+        top = _Taken(self.means, self.outer.first)
+        return Frame(top, top, None, self.outer.n, self.chains)
+
+
+class _Taken(Mapping[str, np.ndarray]):
+    """A live view of per-cluster values ``(C, G)`` at some clusters: ``(C, k)`` on access."""
+
+    def __init__(self, values: dict[str, np.ndarray], at: np.ndarray) -> None:
+        self._values, self._at = values, at
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._values[key].take(self._at, axis=1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def draw_target(problem: SmcProblem, current: Current, target: TargetInfo, scale: np.ndarray,
@@ -199,9 +227,18 @@ def _residuals(problem: SmcProblem, current: Current, target: TargetInfo, batch:
     parts = [(problem.designs[k], frame, batch.rows, k) for k in target.row_models]
     parts += [(problem.designs[k], cluster_frame, batch.clusters, k)
               for k in target.cluster_models]
+    folded = [fold] * len(target.row_models)
+    if batch.cluster_slot is None:
+        folded += [_same] * len(target.cluster_models)
+    else:  # a level-3 batch: the level-2 models summed over each cell's clusters
+        folded += [_fold_slots(current.chains, batch.cluster_slot, len(batch.cells))] * len(
+            target.cluster_models)
+        top_frame = current.top_frame
+        assert top_frame is not None
+        parts += [(problem.designs[k], top_frame, batch.cells, k) for k in target.top_models]
+        folded += [_same] * len(target.top_models)
     etas = [predictor(d, current.params[k], f, rows, target.name) for d, f, rows, k in parts]
     weights = [1 / current.params[k].sigma2[:, None] for *_, k in parts]
-    folded = [fold if f is frame else _same for _, f, _, _ in parts]
 
     def residuals() -> list[np.ndarray]:
         return [f.values[d.dependent].take(rows, axis=1) - eta()
@@ -219,8 +256,13 @@ def _fold(chains: int, batch: Batch) -> Callable[[np.ndarray], np.ndarray]:
     depend on the others); the identity where the rows are the cells."""
     if not batch.summed:
         return _same
-    size = len(batch.cells)
-    slots = (batch.slot + size * np.arange(chains)[:, None]).ravel()
+    return _fold_slots(chains, batch.slot, len(batch.cells))
+
+
+def _fold_slots(chains: int, slot: np.ndarray, size: int
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """How values ``(C, r)`` add up to ``size`` cells, value ``i`` to cell ``slot[i]``."""
+    slots = (slot + size * np.arange(chains)[:, None]).ravel()
 
     def fold(a: np.ndarray) -> np.ndarray:
         return np.bincount(slots, a.ravel(), minlength=chains * size).reshape(chains, size)
@@ -272,6 +314,8 @@ def proposal_scale(problem: SmcProblem, current: Current, target: TargetInfo) ->
 
 def _get(current: Current, target: TargetInfo, batch: Batch) -> np.ndarray:
     """The current values ``(C, k)`` of the batch's cells."""
+    if target.level == 3 and current.outer is not None:
+        return current.means[target.name].take(current.outer.first[batch.cells], axis=1)
     if target.level == 2:
         return current.means[target.name].take(batch.cells, axis=1)
     return current.values[target.name].take(batch.cells, axis=1)
@@ -283,6 +327,13 @@ def _setter(current: Current, target: TargetInfo,
     name = target.name
     values = current.values[name]
     means = current.means[name]
+    if batch.cluster_slot is not None:
+        cluster_slot = batch.cluster_slot
+
+        def set_level3(new: np.ndarray) -> None:
+            means[:, batch.clusters] = new.take(cluster_slot, axis=1)
+            values[:, batch.rows] = new.take(batch.slot, axis=1)
+        return set_level3
     if target.level == 2:
         row_clusters = current.grouping.codes[batch.rows]
 

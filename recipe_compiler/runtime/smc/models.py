@@ -30,6 +30,7 @@ generator, in an order that does not depend on the batch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ from ..samplers.single import Recovery, cholesky
 from .logit import update_logit_batch
 from .multinomial import category_offset, start_states, update_multinomial_batch
 from .normal import Split, update_normal_batch
+from .outer import Outer, draw_outer
 from .terms import Frame, ModelDesign, design_columns, reads
 
 __all__ = ["Params", "linear_predictor", "log_density", "predictor", "update_params"]
@@ -66,6 +68,11 @@ class Params:
         Multinomial models: the parameters of each non-reference category's
         linear predictor (then ``beta`` is theirs side by side, shape
         (C, (K-1) p), and ``u`` likewise); empty for the other models.
+    v : ndarray, shape (C, S) or None
+        Three-level plans: the random intercepts over the outer clusters
+        (:mod:`.outer`), read through :attr:`Frame.outer <.terms.Frame.outer>`.
+    tau : ndarray, shape (C,) or None
+        Their variance.
     """
 
     beta: np.ndarray
@@ -73,12 +80,15 @@ class Params:
     sigma2: np.ndarray
     warm: TwoLevelBatchState | BinaryState | None = None
     categories: tuple[Params, ...] = ()
+    v: np.ndarray | None = None
+    tau: np.ndarray | None = None
 
 
 def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
                   binary: tuple[float, float] | None, grouping: Grouping,
                   previous: Params | None, rngs: list[np.random.Generator],
-                  rows: np.ndarray | None = None, split: Split | None = None) -> Params:
+                  rows: np.ndarray | None = None, split: Split | None = None,
+                  outer: Outer | None = None, top_frame: Frame | None = None) -> Params:
     """Draw the parameters of one model given the completed data, in every chain.
 
     Parameters
@@ -97,8 +107,23 @@ def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
         The rows (clusters, for a level-2 model) to fit on; all if ``None``.
     split : Split, optional
         A level-1 normal model's fixed and moving fit rows (its warm updates).
+    outer : Outer, optional
+        Three-level plans: the outer grouping factor (for a model with an outer
+        random intercept, :func:`_with_outer`).
+    top_frame : Frame, optional
+        The current values on the outer clusters (for a level-3 model).
     """
     name = design.dependent
+    if design.model.outer:
+        assert outer is not None
+        return _with_outer(design, frame, cluster_frame, grouping, previous, rngs, rows,
+                           split, outer)
+    if design.level == 3:
+        assert top_frame is not None
+        X, y = design.X(top_frame), top_frame.values[name]
+        if rows is not None:
+            X, y = X.take(np.flatnonzero(rows), axis=2), y.take(np.flatnonzero(rows), axis=1)
+        return _regression(X, y, None if previous is None else previous.beta, rngs, name)
     if design.level == 2:
         X = design.X(cluster_frame)
         y = cluster_frame.values[name]
@@ -146,6 +171,66 @@ def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
     bstate = BinaryState(beta=np.stack([b.beta for b in new]), u=np.stack([b.u for b in new]),
                          omega=np.stack([b.omega for b in new]))
     return Params(bstate.beta, bstate.u, np.ones(len(rngs)), bstate)
+
+
+def _with_outer(design: ModelDesign, frame: Frame, cluster_frame: Frame, grouping: Grouping,
+                previous: Params | None, rngs: list[np.random.Generator],
+                rows: np.ndarray | None, split: Split | None, outer: Outer) -> Params:
+    """A normal model (level 1 or 2) with a random intercept ``v`` over the outer clusters.
+
+    The inner block given ``v`` (an offset constant within each inner cluster: the
+    level-1 update of :mod:`.normal`, or :func:`_regression` over the clusters), then
+    ``(beta_0, v)`` and ``tau`` by :func:`~.outer.draw_outer`. At the first sweep ``v``
+    is 0 and ``tau`` the inner random-intercept variance (or the residual variance).
+    """
+    name = design.dependent
+    chains = len(rngs)
+    v = np.zeros((chains, outer.n)) if previous is None or previous.v is None else previous.v
+    if design.level == 2:
+        fit = np.arange(grouping.n) if rows is None else np.flatnonzero(rows)
+        X = design.X(cluster_frame).take(fit, axis=2)
+        y = cluster_frame.values[name].take(fit, axis=1) - v.take(outer.parent[fit], axis=1)
+        inner = _regression(X, y, None if previous is None else previous.beta, rngs, name)
+        units, codes, n = cluster_frame.values[name].take(fit, axis=1), outer.parent[fit], outer.n
+    else:
+        warm = None if previous is None else previous.warm
+        if isinstance(warm, TwoLevelBatchState):
+            assert split is not None
+            state = update_normal_batch(design, frame, split, warm, rngs,
+                                        offset=v.take(outer.parent, axis=1))
+        else:
+            fit_mask = np.ones(frame.n, dtype=bool) if rows is None else rows
+            y = frame.values[name] - v.take(outer.rows.codes, axis=1)
+            X, Z = design.X(frame), design.Z(frame)
+            states = [draw_2l(y[c], fit_mask, X[c].T, Z[c].T, grouping, rng, None, pmm=False,
+                              name=name)[1] for c, rng in enumerate(rngs)]
+            state = TwoLevelBatchState(beta=np.stack([s.beta for s in states]),
+                                       u=np.stack([s.u for s in states]),
+                                       omega=np.stack([s.omega for s in states]),
+                                       sigma2=np.array([s.sigma2 for s in states]))
+        inner = Params(state.beta, state.u, state.sigma2, state)
+        fit = np.arange(frame.n) if rows is None else np.flatnonzero(rows)
+        units, codes, n = frame.values[name].take(fit, axis=1), outer.rows.codes[fit], outer.n
+    eta = linear_predictor(design, inner, _plain(cluster_frame if design.level == 2 else frame),
+                           fit)
+    partial = units - eta + inner.beta[:, :1]
+    tau = previous.tau if previous is not None and previous.tau is not None else (
+        inner.warm.omega[:, 0, 0] if isinstance(inner.warm, TwoLevelBatchState)
+        else inner.sigma2)
+    intercept, v, tau = draw_outer(partial, Grouping(codes=codes, n=n), inner.sigma2, tau,
+                                   rngs, name)
+    beta = inner.beta.copy()
+    beta[:, 0] = intercept
+    warm_state = inner.warm
+    if isinstance(warm_state, TwoLevelBatchState):
+        warm_state = TwoLevelBatchState(beta=beta, u=warm_state.u, omega=warm_state.omega,
+                                        sigma2=warm_state.sigma2)
+    return Params(beta, inner.u, inner.sigma2, warm_state, v=v, tau=tau)
+
+
+def _plain(frame: Frame) -> Frame:
+    """``frame`` without its outer codes (a linear predictor without ``v``)."""
+    return dataclasses.replace(frame, outer=None)
 
 
 def _level2_design(X: np.ndarray, log: Recovery) -> tuple[CentredDesign, np.ndarray]:
@@ -260,6 +345,9 @@ def predictor(design: ModelDesign, params: Params, frame: Frame, rows: np.ndarra
         assert codes is not None
         terms += [(col, params.u[:, :, k].take(codes, axis=1))
                   for k, col in enumerate(design.random)]
+    if params.v is not None and frame.outer is not None:
+        outer_codes = frame.outer if rows is None else frame.outer[rows]
+        terms.append(((), params.v.take(outer_codes, axis=1)))
     still = [t for t in terms if not reads(t[0], name)]
     moving = [t for t in terms if reads(t[0], name)]
     base = np.zeros((frame.chains, n))

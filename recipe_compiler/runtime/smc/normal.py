@@ -161,8 +161,8 @@ class Blocks:
 
 
 def update_normal_batch(design: ModelDesign, frame: Frame, split: Split,
-                        state: TwoLevelBatchState, rngs: list[np.random.Generator]
-                        ) -> TwoLevelBatchState:
+                        state: TwoLevelBatchState, rngs: list[np.random.Generator],
+                        offset: np.ndarray | None = None) -> TwoLevelBatchState:
     """One warm Gibbs update of a level-1 normal model in ``C`` chains at once.
 
     The block of :func:`~recipe_compiler.runtime.samplers.normal_2l.draw_2l`
@@ -181,6 +181,9 @@ def update_normal_batch(design: ModelDesign, frame: Frame, split: Split,
         The chains' previous draw (original units).
     rngs : list of numpy.random.Generator
         One per chain.
+    offset : ndarray, shape (C, G), optional
+        Subtracted from the dependent, constant within each cluster (a three-level
+        plan's outer random intercept, :mod:`.outer`): applied to the cluster sums.
 
     Raises
     ------
@@ -190,12 +193,14 @@ def update_normal_batch(design: ModelDesign, frame: Frame, split: Split,
     name = design.dependent
     log = Recovery(name)
     sums = _cluster_sums(design, frame, split)
+    if offset is not None:
+        _subtract_offset(sums, offset)
     if not np.isfinite(sums).all():
         raise SamplerError(f"imputing '{name}': its values or predictors contain NaN or "
                            "infinity")
     std = _from_sums(sums, split, len(design.fixed))
     if std is None:
-        std = _from_rows(design, frame, split, log)
+        std = _from_rows(design, frame, split, log, offset)
     units = std.z_scale / std.y_scale[:, None]
     outer = units[:, :, None] * units[:, None, :]
     sigma2 = state.sigma2 / std.y_scale**2
@@ -229,6 +234,18 @@ def _cluster_sums(design: ModelDesign, frame: Frame, split: Split) -> np.ndarray
         moving = np.add.reduceat(v[:, None] * v[None, :], split.starts, axis=-1)
         sums[..., split.clusters] += moving
     return sums
+
+
+def _subtract_offset(sums: np.ndarray, offset: np.ndarray) -> None:
+    """Cluster sums ``(m, m, C, G)`` of ``v = (X, Z, y)`` with ``y - o`` for ``y``, in place,
+    ``o`` ``(C, G)`` constant within each cluster: column 0 (the intercept, 1) gives
+    ``sum v_j`` and the cluster size, so ``sum v_j (y - o) = sum v_j y - o sum v_j`` and
+    ``sum (y - o)^2 = sum y^2 - 2 o sum y + o^2 n``."""
+    yy = sums[-1, -1] - 2 * offset * sums[-1, 0] + offset**2 * sums[0, 0]
+    column = sums[:, -1] - offset * sums[:, 0]
+    column[-1] = yy
+    sums[:, -1] = column
+    sums[-1, :] = column
 
 
 def _from_sums(sums: np.ndarray, split: Split, p: int) -> Blocks | None:
@@ -284,11 +301,14 @@ def _from_sums(sums: np.ndarray, split: Split, p: int) -> Blocks | None:
         design=design, z_scale=z_scale, y_center=y_mean + split.shift[-1], y_scale=y_scale)
 
 
-def _from_rows(design: ModelDesign, frame: Frame, split: Split, log: Recovery
-               ) -> Blocks:
+def _from_rows(design: ModelDesign, frame: Frame, split: Split, log: Recovery,
+               offset: np.ndarray | None = None) -> Blocks:
     """The standardised moments from the fit rows (:func:`~.normal_2l.chain_moments`),
-    constant and aliased columns dropped by :func:`~..samplers.common.centred_design`."""
+    constant and aliased columns dropped by :func:`~..samplers.common.centred_design`;
+    ``offset`` per cluster subtracted from the dependent."""
     v = _columns(design, frame, split.fit)
+    if offset is not None:
+        v[:, -1] -= offset.take(split.grouping.codes, axis=1)
     p = len(design.fixed)
     offset = v[:, :p].mean(axis=2)
     offset[:, 0] = 0.0

@@ -20,6 +20,7 @@ from ...errors import DataError, PlanError
 from ...plan.smc import DrawKind, ModelPlan
 from ..gibbs import cluster_means
 from .normal import Split, make_split
+from .outer import Outer, make_outer
 from .terms import Frame, ModelDesign, model_design
 
 __all__ = ["Batch", "SmcProblem", "TargetInfo", "make_smc_problem"]
@@ -44,6 +45,9 @@ class Batch:
     slot : ndarray of int
         For each of ``rows``, the position in ``cells`` of its cell (the cell of
         its cluster when ``summed``).
+    cluster_slot : ndarray of int or None
+        Level-3 variables (cells are outer clusters): for each of ``clusters``
+        (then every inner cluster within the cells), the position of its cell.
     """
 
     cells: np.ndarray
@@ -51,6 +55,7 @@ class Batch:
     rows: np.ndarray
     summed: bool
     slot: np.ndarray
+    cluster_slot: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,9 +67,9 @@ class TargetInfo:
     name : str
     how : DrawKind
     level : int
-    row_models, cluster_models : tuple of int
-        Positions in :attr:`SmcProblem.designs` of the level-1 and level-2
-        models that contain the variable.
+    row_models, cluster_models, top_models : tuple of int
+        Positions in :attr:`SmcProblem.designs` of the level-1, level-2 and
+        level-3 models that contain the variable.
     batches : tuple of Batch
     step : float
         Scale of the variable (sd of its observed values): the spacing of the
@@ -78,6 +83,7 @@ class TargetInfo:
     cluster_models: tuple[int, ...]
     batches: tuple[Batch, ...]
     step: float
+    top_models: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +117,8 @@ class SmcProblem:
     splits : tuple of (Split or None)
         Per level-1 normal model, its fit rows split into fixed and moving ones
         (:mod:`.normal`); ``None`` for the other models.
+    outer : Outer or None
+        Three-level plans: the outer grouping factor.
     """
 
     plan: ModelPlan
@@ -123,12 +131,19 @@ class SmcProblem:
     binary: dict[str, tuple[float, float]]
     fit_rows: tuple[np.ndarray | None, ...]
     splits: tuple[Split | None, ...]
+    outer: Outer | None = None
 
     @property
     def level2(self) -> frozenset[str]:
         """The level-2 columns."""
         return frozenset(v.name for v in self.plan.variables
                          if v.level == 2 and v.role != "cluster")
+
+    @property
+    def level3(self) -> frozenset[str]:
+        """The level-3 columns (three-level plans)."""
+        return frozenset(v.name for v in self.plan.variables
+                         if v.level == 3 and v.role != "cluster")
 
 
 def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
@@ -152,6 +167,7 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
     measured = [v for v in plan.variables if v.role != "cluster"]
     require_columns(data, [v.name for v in measured], "column '{}' of the plan")
     grouping = Grouping.from_column(data, plan.cluster)
+    outer = None if plan.outer is None else make_outer(data, plan.outer, grouping)
     coded = {f.column for m in plan.models for t in m.terms for f in t.factors
              if f.kind == "cat"}
     families = {m.dependent: m.family for m in plan.models}
@@ -179,11 +195,12 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
             columns[v.name] = x.to_numpy(dtype=float, na_value=np.nan)
     observed = {t: ~np.isnan(columns[t]) for t in plan.targets}
     for name in plan.targets:
-        if plan.variable(name).level == 2 and not grouping.constant_within(data[name],
-                                                                           observed[name]):
-            raise DataError(f"the plan imputes '{name}' as a level-2 variable, but it varies "
-                            f"within a cluster of '{plan.cluster}' in these data; compile the "
-                            "plan again on these data")
+        level = plan.variable(name).level
+        by = grouping if level == 2 or outer is None else outer.rows
+        if level >= 2 and not by.constant_within(data[name], observed[name]):
+            raise DataError(f"the plan imputes '{name}' as a level-{level} variable, but it "
+                            f"varies within a cluster of '{by.name}' in these data; compile "
+                            "the plan again on these data")
     binary = {name: _two_values(name, columns[name], name in categories)
               for name, family in families.items() if family == "logit"}
     for name, family in families.items():
@@ -192,18 +209,18 @@ def make_smc_problem(plan: ModelPlan, data: pd.DataFrame) -> SmcProblem:
     designs = tuple(model_design(m, categories) for m in plan.models)
     order = sorted(plan.draw_table, key=lambda d: not plan.only_in_own_model(d.variable))
     targets = tuple(_target(plan, d.variable, d.how, columns[d.variable], observed[d.variable],
-                            designs, grouping) for d in order)
-    fit_rows = tuple(_fit_rows(plan, d, observed, grouping) for d in designs)
+                            designs, grouping, outer) for d in order)
+    fit_rows = tuple(_fit_rows(plan, d, observed, grouping, outer) for d in designs)
     one = Frame({k: x[None] for k, x in columns.items()},
                 {k: cluster_means(grouping, x[None]) for k, x in columns.items()},
                 grouping.codes, grouping.n_rows, 1)
-    splits = tuple(None if d.level == 2 or d.dependent in binary or d.n_categories else
+    splits = tuple(None if d.level >= 2 or d.dependent in binary or d.n_categories else
                    make_split(d, one, np.ones(grouping.n_rows, dtype=bool) if fit is None else fit,
                               _moving(d, observed, grouping), grouping)
                    for d, fit in zip(designs, fit_rows, strict=True))
     return SmcProblem(plan=plan, columns=columns, observed=observed, grouping=grouping,
                       categories=categories, designs=designs, targets=targets, binary=binary,
-                      fit_rows=fit_rows, splits=splits)
+                      fit_rows=fit_rows, splits=splits, outer=outer)
 
 
 def _moving(design: ModelDesign, observed: dict[str, np.ndarray],
@@ -223,11 +240,13 @@ def _moving(design: ModelDesign, observed: dict[str, np.ndarray],
 
 
 def _fit_rows(plan: ModelPlan, design: ModelDesign, observed: dict[str, np.ndarray],
-              grouping: Grouping) -> np.ndarray | None:
+              grouping: Grouping, outer: Outer | None) -> np.ndarray | None:
     """Rows a model is fitted on: see :attr:`SmcProblem.fit_rows`."""
     name = design.dependent
     if name not in observed or not plan.only_in_own_model(name):
         return None
+    if design.level == 3 and outer is not None:
+        return outer.rows.count(observed[name]) > 0
     return observed[name] if design.level == 1 else grouping.count(observed[name]) > 0
 
 
@@ -258,19 +277,22 @@ def _uses(design: ModelDesign, name: str) -> bool:
 
 def _coupled(design: ModelDesign, name: str) -> bool:
     """Whether a change of one cell of ``name`` changes other rows of ``design``."""
-    if design.level == 2:
+    if design.level >= 2:
         return _uses(design, name)
     return any(a.kind in ("cm", "cwc") and a.column == name
                for col in (*design.fixed, *design.random) for a in col)
 
 
 def _target(plan: ModelPlan, name: str, how: DrawKind, x: np.ndarray, observed: np.ndarray,
-            designs: tuple[ModelDesign, ...], grouping: Grouping) -> TargetInfo:
+            designs: tuple[ModelDesign, ...], grouping: Grouping,
+            outer: Outer | None) -> TargetInfo:
     inside = [k for k, d in enumerate(designs) if _uses(d, name)]
     level = plan.variable(name).level
     codes = grouping.codes
     batches: tuple[Batch, ...]
-    if level == 2:
+    if level == 3 and outer is not None:
+        batches = (_outer_batch(np.flatnonzero(outer.rows.count(observed) == 0), outer),)
+    elif level == 2:
         clusters = np.flatnonzero(grouping.count(observed) == 0)
         batches = (_summed(clusters, clusters, grouping),)
     elif any(_coupled(designs[k], name) for k in inside):
@@ -282,7 +304,18 @@ def _target(plan: ModelPlan, name: str, how: DrawKind, x: np.ndarray, observed: 
     return TargetInfo(name=name, how=how, level=level,
                       row_models=tuple(k for k in inside if designs[k].level == 1),
                       cluster_models=tuple(k for k in inside if designs[k].level == 2),
-                      batches=batches, step=sd if sd > 0 else 1.0)
+                      batches=batches, step=sd if sd > 0 else 1.0,
+                      top_models=tuple(k for k in inside if designs[k].level == 3))
+
+
+def _outer_batch(cells: np.ndarray, outer: Outer) -> Batch:
+    """A level-3 batch: the outer clusters ``cells`` (increasing), all their rows and inner
+    clusters."""
+    rows = np.flatnonzero(np.isin(outer.rows.codes, cells))
+    clusters = np.flatnonzero(np.isin(outer.parent, cells))
+    return Batch(cells, clusters, rows, summed=True,
+                 slot=np.searchsorted(cells, outer.rows.codes[rows]),
+                 cluster_slot=np.searchsorted(cells, outer.parent[clusters]))
 
 
 def _slots(cells: np.ndarray, grouping: Grouping) -> tuple[Batch, ...]:

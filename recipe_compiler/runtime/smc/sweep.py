@@ -145,7 +145,8 @@ def update_all(problem: SmcProblem, current: Current, rngs: list[np.random.Gener
         new = update_params(d, current.frame, current.cluster_frame,
                             problem.binary.get(d.dependent), problem.grouping,
                             current.params[k] if len(current.params) > k else None, rngs,
-                            problem.fit_rows[k], problem.splits[k])
+                            problem.fit_rows[k], problem.splits[k], problem.outer,
+                            current.top_frame if d.level == 3 else None)
         if len(current.params) > k:
             current.params[k] = new
         else:
@@ -188,9 +189,10 @@ def initial_state(problem: SmcProblem, rngs: list[np.random.Generator]) -> Curre
     grouping = problem.grouping
     values = {name: np.repeat(col[None], len(rngs), axis=0)
               for name, col in problem.columns.items()}
-    level2 = problem.level2
+    level2, level3 = problem.level2, problem.level3
     for t in problem.targets:
-        fill = fill_level2 if t.name in level2 else fill_level1
-        values[t.name] = fill(problem.columns[t.name], problem.observed[t.name], grouping, rngs)
+        fill = fill_level2 if t.name in level2 | level3 else fill_level1
+        by = problem.outer.rows if t.name in level3 and problem.outer is not None else grouping
+        values[t.name] = fill(problem.columns[t.name], problem.observed[t.name], by, rngs)
     means = {name: cluster_means(grouping, col) for name, col in values.items()}
-    return Current(values=values, means=means, grouping=grouping)
+    return Current(values=values, means=means, grouping=grouping, outer=problem.outer)

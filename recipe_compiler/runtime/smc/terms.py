@@ -59,6 +59,9 @@ class Frame:
         Number of rows (row frame) or clusters (cluster frame).
     chains : int
         ``C``.
+    outer : ndarray of int or None
+        Three-level plans: the outer cluster of every row (row frame) or cluster
+        (cluster frame), where a model's outer random intercept is read.
     """
 
     values: Mapping[str, np.ndarray]
@@ -66,6 +69,7 @@ class Frame:
     codes: np.ndarray | None
     n: int
     chains: int
+    outer: np.ndarray | None = None
 
     def atom(self, a: Atom, rows: np.ndarray | None) -> np.ndarray:
         """The values ``(C, r)`` of one atom on ``rows`` (all rows if ``None``)."""
@@ -124,7 +128,7 @@ class ModelDesign:
 
     @property
     def level(self) -> int:
-        """1: rows; 2: clusters."""
+        """1: rows; 2: clusters; 3: outer clusters."""
         return self.model.level
 
     @property
@@ -177,7 +181,7 @@ def model_design(model: SubModel, categories: Mapping[str, tuple[str, ...]]) -> 
         (the dependent's too, for a multinomial model).
     """
     fixed, x_names = _columns(model.fixed, model.intercept, categories)
-    if model.level == 2:
+    if model.level >= 2:
         random: list[tuple[Atom, ...]] = []
         z_names: list[str] = []
     else:

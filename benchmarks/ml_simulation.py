@@ -49,12 +49,12 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from _replications import error_summary, run_replications  # noqa: E402
 from scipy import stats  # noqa: E402
 
 import recipe_compiler as rc  # noqa: E402
@@ -184,25 +184,7 @@ def _rows(sim: MLSimulated, rep: int, method: str, est: pd.DataFrame, reference:
 def run(scenarios: Sequence[str], reps: int, settings: Settings, n_jobs: int = 1,
         progress: bool = True) -> pd.DataFrame:
     """Every replication of every scenario, in a process pool of ``n_jobs`` workers."""
-    tasks = [(s, r) for s in scenarios for r in range(reps)]
-    frames: list[pd.DataFrame] = []
-    if n_jobs == 1:
-        for k, (s, r) in enumerate(tasks, start=1):
-            frames.append(replicate(s, r, settings))
-            _progress(progress, k, len(tasks))
-        return pd.concat(frames, ignore_index=True)
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-        futures = [pool.submit(replicate, s, r, settings) for s, r in tasks]
-        for k, future in enumerate(futures, start=1):
-            frames.append(future.result())
-            _progress(progress, k, len(tasks))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _progress(show: bool, k: int, n: int) -> None:
-    if show and (k == n or k % 10 == 0):
-        print(f"\r{k}/{n} replications", end="\n" if k == n else "", file=sys.stderr,
-              flush=True)
+    return run_replications(replicate, scenarios, reps, settings, n_jobs, progress)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
@@ -267,13 +249,6 @@ def markdown(summary: pd.DataFrame, errors: pd.DataFrame | None = None) -> str:
             lines.append(f"- {e['scenario']} / {e['method']}: {e['count']} failures, "
                          f"e.g. `{e['error']}`")
     return "\n".join(lines[1:])
-
-
-def error_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Failed replications per scenario and method with the first message."""
-    bad = results[results["error"] != ""]
-    return (bad.groupby(["scenario", "method"], sort=False)
-            .agg(count=("rep", "size"), error=("error", "first")).reset_index())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

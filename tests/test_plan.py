@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pandas as pd
@@ -213,10 +214,18 @@ def test_summary_of_a_plan_with_several_groupings_names_them_and_their_nesting()
     assert "  x            ml.norm        level 1, continuous, 3 missing" in lines
 
 
-def test_smc_advice_of_a_plan_with_several_groupings_does_not_recommend_smc() -> None:
-    advice = _nested_plan().smc_advice
+def test_smc_advice_of_a_plan_with_several_groupings_says_when_smc_applies() -> None:
+    """``(1 + x | school/class)`` has a slope of x over school too: beyond approach="smc";
+    with the slope over classes only, SMC is offered as for two levels; crossed: not."""
+    plan = _nested_plan()
+    advice = plan.smc_advice
     assert advice.startswith("note: the random slope of x involve(s) an incomplete variable")
-    assert advice.endswith("(approach=\"smc\" does not cover several grouping factors yet)")
+    assert advice.endswith("(approach=\"smc\" covers two nested grouping factors with random "
+                           "slopes over the innermost only)")
+    inner = dataclasses.replace(plan, formula="y ~ x + (1 + x | school:class) + (1 | school)")
+    assert inner.smc_advice.endswith("approach=\"smc\" is the unbiased alternative")
+    crossed = dataclasses.replace(inner, nesting="crossed")
+    assert crossed.smc_advice.endswith("random slopes over the innermost only)")
 
 
 def test_explain_of_a_plan_with_several_groupings_cites_the_rules() -> None:

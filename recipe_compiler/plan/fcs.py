@@ -261,9 +261,10 @@ class Plan(VariableLookup):
         """One line recommending ``approach="smc"`` where the recipes are approximate.
 
         Empty unless the analysis model has a random slope on an incomplete
-        variable or an interaction involving one. With several grouping factors,
-        which ``approach="smc"`` does not cover yet, the note only says that the
-        recipes are approximate there.
+        variable or an interaction involving one. With several grouping factors
+        beyond ``approach="smc"``'s reach (crossed, more than two, or random slopes
+        over an outer factor) the note says that the recipes are approximate and why
+        SMC is not offered.
         """
         try:
             spec = parse_formula(self.formula)
@@ -277,10 +278,12 @@ class Plan(VariableLookup):
             return ""
         what = [f"random slope of {', '.join(slopes)}"] if slopes else []
         what += [f"interaction {', '.join(products)}"] if products else []
-        if self.several_groupings:
+        outer_slopes = any(r.slopes and r.cluster != self.cluster for r in spec.randoms)
+        if self.several_groupings and (self.nesting != "nested" or len(self.groupings) > 2
+                                       or outer_slopes):
             return (f"note: the {' and the '.join(what)} involve(s) an incomplete variable, "
-                    "where the FCS recipes are approximate (approach=\"smc\" does not cover "
-                    "several grouping factors yet)")
+                    "where the FCS recipes are approximate (approach=\"smc\" covers two nested "
+                    "grouping factors with random slopes over the innermost only)")
         return (f"note: the {' and the '.join(what)} involve(s) an incomplete variable, where "
                 "the FCS recipes are approximate; approach=\"smc\" is the unbiased alternative")
 

@@ -232,8 +232,9 @@ PLAN_ERRORS: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str]] = [
      r"^the plan's dummy column 'C\(k\)\[T\.3\]' needs the level '3' of 'k' \(not as its first "
      r"level\), but the data have the levels '1', '2'; compile the plan again"),
     ("a level-2 target varying within a cluster", lambda d: _set(d, "z", 1, 99.0),
-     r"^the plan imputes 'z' as a level-2 variable \(2lonly\.pmm\), but it varies within a "
-     r"cluster of 'g' in these data; compile the plan again"),
+     r"^the plan imputes 'z' as a level-2 variable \(2lonly\.pmm\), but it varies within 1 of "
+     r"\d+ clusters of 'g': \S+ \(2 values in \d+ rows\) in these data; correct those "
+     r"values, or compile the plan again"),
     ("a target with one observed value", lambda d: _only_one_observed(d, "x"),
      r"^target 'x' has 1 observed value\(s\); at least 2 are needed to impute it"),
     ("a level-2 target observed in one cluster", lambda d: d.assign(z=d["z"].where(d["g"] == 1)),

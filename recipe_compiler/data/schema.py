@@ -327,7 +327,7 @@ def _declared_error(x: pd.Series, declared: int,
                     found: list[tuple[np.ndarray, np.ndarray, Grouping]],
                     observed: np.ndarray) -> DataError:
     """A column declared level ``declared`` varies within the clusters ``found``."""
-    where = " and ".join(_clusters(v, d, observed, g) for v, d, g in found)
+    where = " and ".join(describe_clusters(v, d, observed, g) for v, d, g in found)
     return DataError(f"column '{x.name}' is declared level {declared} (levels={{'{x.name}': "
                      f"{declared}}}), but it varies within {where}; a level-{declared} column "
                      "takes one value per cluster: correct those values, or drop the "
@@ -339,8 +339,8 @@ def _warn_nearly(x: pd.Series, level: int, varying: np.ndarray, distinct: np.nda
     """Warn about a column that varies within only a few clusters of ``grouping``."""
     multi = int(np.sum(grouping.count(observed) > 1))
     if varying.size <= NEAR_LEVEL2_SHARE * multi:
-        warnings.warn(f"column '{x.name}' varies within only "
-                      f"{_clusters(varying, distinct, observed, grouping)}; it is imputed and "
+        where = describe_clusters(varying, distinct, observed, grouping)
+        warnings.warn(f"column '{x.name}' varies within only {where}; it is imputed and "
                       f"used as a level-{level} column. If it is a level-{level + 1} variable "
                       f"(one value per cluster of '{grouping.name}'), correct those values and "
                       f"declare it with levels={{'{x.name}': {level + 1}}} (which checks it)",
@@ -357,9 +357,20 @@ def distinct_per_cluster(x: pd.Series, observed: np.ndarray, grouping: Grouping)
     return np.bincount(pairs[first] // width, minlength=grouping.n)
 
 
-def _clusters(varying: np.ndarray, distinct: np.ndarray, observed: np.ndarray,
-              grouping: Grouping) -> str:
-    """``"2 of 100 clusters of 'sch': 7 (2 values in 25 rows), ..."`` for a message."""
+def describe_clusters(varying: np.ndarray, distinct: np.ndarray, observed: np.ndarray,
+                      grouping: Grouping) -> str:
+    """``"2 of 100 clusters of 'sch': 7 (2 values in 25 rows), ..."`` for a message.
+
+    Parameters
+    ----------
+    varying : ndarray of int
+        The clusters to list (codes), e.g. where a column takes several values.
+    distinct : ndarray of int, shape (G,)
+        Distinct values per cluster (:func:`distinct_per_cluster`).
+    observed : ndarray of bool
+        The rows counted.
+    grouping : Grouping
+    """
     rows = grouping.count(observed)
     listed = ", ".join(f"{grouping.labels[c]} ({distinct[c]} values in {rows[c]} rows)"
                        for c in varying[:LISTED_CLUSTERS])

@@ -32,7 +32,7 @@ from ..compiler.graph import initial_order, visit_sequence
 from ..compiler.methods import method, names
 from ..data.codec import encode
 from ..data.grouping import Grouping
-from ..data.schema import require_columns
+from ..data.schema import describe_clusters, distinct_per_cluster, require_columns
 from ..errors import DataError, PlanError
 from ..plan import Plan
 
@@ -266,9 +266,11 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
                 raise DataError(f"level-{level} target '{t}' is observed in {int(seen.sum())} "
                                 "cluster(s); at least 2 are needed to impute it")
             if not units.constant_within(columns[t], obs):
+                distinct = distinct_per_cluster(pd.Series(columns[t]), obs, units)
+                where = describe_clusters(np.flatnonzero(distinct > 1), distinct, obs, units)
                 raise DataError(f"the plan imputes '{t}' as a level-{level} variable "
-                                f"({methods[t]}), but it varies within a cluster of "
-                                f"'{units.name}' in these data; compile the plan again on "
+                                f"({methods[t]}), but it varies within {where} in these "
+                                "data; correct those values, or compile the plan again on "
                                 "these data")
         observed[t] = obs
         if scope in ("multilevel", "level3"):

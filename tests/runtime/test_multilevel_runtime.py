@@ -374,9 +374,11 @@ def test_a_crossed_plan_imputes_and_fits(crossed: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize(("column", "where", "pattern"), [
     ("w", "class", r"^the plan imputes 'w' as a level-2 variable \(ml\.norm\), but it varies "
-                   r"within a cluster of 'school:class' in these data"),
+                   r"within 1 of \d+ clusters of 'school:class': \S+ \(2 values in \d+ rows\) "
+                   r"in these data"),
     ("z", "school", r"^the plan imputes 'z' as a level-3 variable \(3lonly\.pmm\), but it "
-                    r"varies within a cluster of 'school' in these data"),
+                    r"varies within 1 of \d+ clusters of 'school': \S+ \(2 values in \d+ rows\) "
+                    r"in these data"),
 ])
 def test_a_unit_level_target_that_varies_within_its_units_is_refused(
         nested: pd.DataFrame, column: str, where: str, pattern: str) -> None:

@@ -49,7 +49,7 @@ class Method:
     ----------
     name : str
         The name users write (mice's where mice has the method).
-    scope : {"level1", "level2", "single", "derived"}
+    scope : {"level1", "level2", "single", "multilevel", "level3", "derived"}
         Which targets it imputes (see the module docstring).
     sampler : str
         Key of its sampler in :mod:`recipe_compiler.runtime.samplers` (``""``
@@ -131,11 +131,17 @@ METHODS_TABLE: tuple[Method, ...] = (
          description="normal model with a random intercept per grouping factor (nested or "
                      "crossed) and random slopes, draws from the posterior predictive",
          new_values=True),
+    _row("ml.bin", "multilevel", "multilevel_logit", ("binary",), r_miceadds="ml.lmer",
+         description="logistic model with a random intercept per grouping factor (nested or "
+                     "crossed) and random slopes (Polya-Gamma Gibbs)"),
     _row("3lonly.pmm", "level3", "regression_pmm", ("numeric",), r_miceadds="2lonly.pmm",
          description="outermost-level regression on cluster means, pmm"),
     _row("3lonly.norm", "level3", "regression_normal", ("continuous",),
          r_miceadds="2lonly.norm",
          description="outermost-level normal regression on cluster means", new_values=True),
+    _row("3lonly.polyreg", "level3", "regression_multinomial", ("binary", "nominal"),
+         codes=True, r_miceadds="2lonly.function",
+         description="outermost-level multinomial logit on cluster means"),
     _row("2l.groupmean", "derived", "", r_miceadds="2l.groupmean", r_mice=None,
          description="cluster mean of a level-1 variable"),
     _row("passive", "derived", "", description="passive update ~ I(...) of its parents"),

@@ -91,8 +91,10 @@ ML.3.6 excluded. Every term containing the target, code 0. [7.6.8]
 
 Crossed factors impute level-1 targets only (ML.1.*): a column constant within
 a crossed factor has no single cluster level to be imputed at, so it must be
-complete (:func:`check_multilevel` says which). Categorical targets are not
-covered yet.
+complete (:func:`check_multilevel` says which). Categorical targets: a binary
+column at level 1 or 2 takes ``ml.bin`` (the logistic model with the same rows),
+a binary or nominal column at level 3 ``3lonly.polyreg``; nominal and ordinal
+columns at levels 1 and 2, and ordinal ones at level 3, are refused.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ from ..errors import DataError, FormulaError
 from ..model.spec import Factor, Term, term
 from .context import Context, Entry
 from .level1 import merge
-from .methods import Scope, default_method
+from .methods import METHODS_TABLE, Scope, default_method, target_kind
 
 __all__ = ["check_multilevel", "grouping_cells", "multilevel_rows", "multilevel_scope"]
 
@@ -330,8 +332,8 @@ def check_multilevel(ctx: Context) -> None:
         random slope of a variable constant within the clusters of its grouping
         factor.
     DataError
-        An incomplete categorical column (not covered yet); an incomplete column
-        constant within a crossed factor.
+        An incomplete nominal or ordinal column below the outermost level, or an
+        ordinal one at it; an incomplete column constant within a crossed factor.
     """
     spec = ctx.spec
     if ctx.nesting == "nested" and len(ctx.groupings) > 2:
@@ -359,12 +361,20 @@ def check_multilevel(ctx: Context) -> None:
                                    "clusters", spec.formula, span)
     for c in ctx.targets:
         info = ctx.schema[c]
-        if c in ctx.categorical or info.categories:
-            raise DataError(f"column '{c}' is categorical and incomplete; imputing categorical "
-                            "columns in a model with several grouping factors is not supported "
-                            f"yet: code '{c}' as a number (imputed by "
-                            f"{default_method('multilevel', 'numeric')}), or impute with a "
-                            "two-level model (one grouping factor, approach=\"fcs\")")
+        kind = target_kind(c in ctx.categorical or bool(info.categories), len(info.categories),
+                           info.ordered)
+        scope = multilevel_scope(ctx, c)
+        if kind in ("nominal", "ordinal") and not any(kind in m.default_for
+                                                      for m in METHODS_TABLE if m.scope == scope):
+            where = "the outermost level" if scope == "level3" else f"level {ctx.level(c)}"
+            covered = ("binary columns at levels 1 and 2 (ml.bin), binary and nominal ones at "
+                       "the outermost level of a nested design (3lonly.polyreg)")
+            raise DataError(f"column '{c}' is {kind} ({len(info.categories)} categories) and "
+                            f"incomplete at {where}; in a model with several grouping factors "
+                            f"the imputation models cover {covered}: code '{c}' as a number "
+                            f"(imputed by {default_method('multilevel', 'numeric')}), or "
+                            "impute with a two-level model (one grouping factor, "
+                            "approach=\"fcs\")")
         if ctx.nesting == "crossed" and info.level > 1:
             within = ", ".join(f"'{g}'" for g in dict(ctx.constant_in).get(c, ()))
             raise DataError(f"column '{c}' is constant within every cluster of {within} and has "

@@ -78,9 +78,12 @@ _SINGLE_LEVEL_STAND_INS = {
 #: A plan with several grouping factors: miceadds' ml.lmer and its ``model`` per method, and
 #: mice's two-level-only method of the same draw (for outermost-level targets).
 _ML_LMER = "ml.lmer"
-_ML_MODELS = {"ml.pmm": "pmm", "ml.norm": "continuous"}
+_ML_MODELS = {"ml.pmm": "pmm", "ml.norm": "continuous", "ml.bin": "binary"}
 _LEVEL_ONLY = {"ml.pmm": "2lonly.pmm", "ml.norm": "2lonly.norm", "3lonly.pmm": "2lonly.pmm",
-               "3lonly.norm": "2lonly.norm"}
+               "3lonly.norm": "2lonly.norm", "ml.bin": "2lonly.function",
+               "3lonly.polyreg": "2lonly.function"}
+#: The mice method miceadds' 2lonly.function wraps, per plan method.
+_LEVEL_ONLY_FUNCTIONS = {"ml.bin": "logreg", "3lonly.polyreg": "polyreg"}
 
 #: Methods of the miceadds package, which the script must then load.
 _MICEADDS_METHODS = frozenset({"2l.pmm", "2l.continuous", "2l.binary", "2l.groupmean",
@@ -411,7 +414,8 @@ def _several(plan: Plan, flavor: str, m: int, maxit: int, seed: int | None, d: s
                         "export it with flavor=\"miceadds\", which writes miceadds' ml.lmer")
     names = _assign_names([*plan.names, *grouping_parts(plan)], plan.derived)
     derived = {n: _derived_method(dv, names, "", flavor) for n, dv in plan.derived.items()}
-    methods = MlMethods(_ML_LMER, _ML_MODELS, _LEVEL_ONLY, derived, "2l.groupmean")
+    methods = MlMethods(_ML_LMER, _ML_MODELS, _LEVEL_ONLY, derived, "2l.groupmean",
+                        _LEVEL_ONLY_FUNCTIONS)
     call = [f"m = {m}", f"maxit = {maxit}", *([f"seed = {seed}"] if seed is not None else [])]
     return ml_script(plan, names, methods, _visit(plan, {}), call, d)
 

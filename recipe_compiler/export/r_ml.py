@@ -13,7 +13,8 @@ package's documentation of that method:
   (over its first grouping factor), ``variables_levels`` the grouping it is
   constant within (a class-level target of a nested plan is imputed on one row
   per class, its predictors averaged over the class, as the plan does) and
-  ``model`` ``"pmm"`` or ``"continuous"``.
+  ``model`` ``"pmm"``, ``"continuous"`` or ``"binary"`` (``lme4::glmer``'s
+  logistic model, for ``ml.bin``).
 * ``aggregate_automatically = FALSE``: the plan's cluster means are its own
   derived variables (``cm(x, school)``, written as ``2l.groupmean`` columns with
   code 1 in the rows), so ``ml.lmer`` adds none; the fixed part of each model is
@@ -21,7 +22,10 @@ package's documentation of that method:
 * An outermost-level target (``3lonly.*``), and any level-2 or level-3 target
   whose row has no grouping factor, gets mice's two-level-only method of the same
   draw with its level's grouping as the cluster: one row per cluster,
-  predictors averaged over it (``ml.lmer`` needs at least one random effect).
+  predictors averaged over it (``ml.lmer`` needs at least one random effect);
+  a categorical one (``3lonly.polyreg``) gets miceadds' ``2lonly.function``
+  around mice's ``polyreg``, its settings in ``imputationFunction`` and
+  ``cluster_var``. Categorical targets are converted to factors first.
 * In a crossed plan each target without random slopes gets ``iter_re``: Gibbs
   sweeps that draw each factor's random effects given the others'.
 
@@ -33,7 +37,7 @@ through :mod:`~recipe_compiler.export.r_literal`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import PlanError
 from ..plan import Plan
@@ -72,6 +76,10 @@ class MlMethods:
         Derived variable -> its R method (``2l.groupmean`` or a passive ``~ I()``).
     groupmean : str
         The R method of a cluster mean.
+    functions : mapping
+        Plan method -> the mice method that ``level_only``'s wrapper calls
+        (``imputationFunction`` of miceadds' ``2lonly.function``), for the methods
+        whose level-only method is such a wrapper.
     """
 
     lmer: str
@@ -79,6 +87,7 @@ class MlMethods:
     level_only: Mapping[str, str]
     derived: Mapping[str, str]
     groupmean: str
+    functions: Mapping[str, str] = field(default_factory=dict)
 
 
 def grouping_parts(plan: Plan) -> list[str]:
@@ -115,6 +124,8 @@ class _Target:
     level: str = ""
     slopes: tuple[str, list[str]] | None = None
     model: str = ""
+    function: str = ""
+    factor: bool = False
 
 
 def _own_grouping(plan: Plan, level: int) -> str:
@@ -127,17 +138,20 @@ def _target(plan: Plan, t: str, method: str, r: Mapping[str, str], ms: MlMethods
     groups = [p for p in plan.groupings if (p, -2) in row]
     fixed = [(r[p], 1) for p, c in row if c in (1, 2)]
     level = plan.variable(t).level
+    factor = plan.variable(t).kind in ("binary", "categorical", "ordinal")
     if method in ms.models and groups:
         slopes = [r[p] for p, c in row if c == 2]
         return _Target(ms.lmer, fixed, [r[g] for g in groups],
                        r[_own_grouping(plan, level)] if level > 1 else "",
-                       (r[groups[0]], slopes) if slopes else None, ms.models[method])
+                       (r[groups[0]], slopes) if slopes else None, ms.models[method],
+                       factor=factor)
     if level == 1 or method not in ms.level_only:
         raise PlanError(f"target {t!r} ({method}): ml.lmer needs a grouping factor of code -2 "
                         f"in the row of a level-1 target, and the row has none; give one of "
                         + ", ".join(map(repr, plan.groupings)) + " code -2")
     own = r[_own_grouping(plan, level)]
-    return _Target(ms.level_only[method], [(own, -2), *fixed], [])
+    return _Target(ms.level_only[method], [(own, -2), *fixed], [], own,
+                   function=ms.functions.get(method, ""), factor=factor)
 
 
 # ------------------------------------------------------------------ rendering
@@ -180,6 +194,10 @@ def ml_script(plan: Plan, r: Mapping[str, str], ms: MlMethods, visit: Sequence[s
     columns = list(dict.fromkeys(p for n in measured
                                  for p in (n.split(":") if n in plan.groupings else [n])))
     out += load_lines(columns, [r[c] for c in columns], d)
+    factors = [r[t] for t, s in targets.items() if s.factor]
+    if factors:
+        out.append("# categorical targets as factors")
+        out += [f"{d}${r_name(t)} <- as.factor({d}${r_name(t)})" for t in factors]
     out += ["", *r_comment("grouping factors as integer cluster ids 1, 2, ...: ml.lmer averages "
                            "ids when it aggregates rows to a higher level, and 2l.groupmean "
                            "matches them as numbers", "# ", width=WIDTH)]
@@ -226,6 +244,12 @@ def ml_script(plan: Plan, r: Mapping[str, str], ms: MlMethods, visit: Sequence[s
         if crossed and any(not s.slopes for s in lmer.values()):
             args.append("iter_re = iter_re")
         args.append("aggregate_automatically = FALSE")
+    wrapped = {r[t]: s for t, s in targets.items() if s.function}
+    if wrapped:  # miceadds' 2lonly.function reads its settings per variable from these lists
+        args += ["imputationFunction = list(" + ", ".join(
+                     f"{r_name(t)} = {r_string(s.function)}" for t, s in wrapped.items()) + ")",
+                 "cluster_var = list(" + ", ".join(
+                     f"{r_name(t)} = {r_string(s.level)}" for t, s in wrapped.items()) + ")"]
     args.append("print = FALSE")
     out.append("")
     if any(dv.op == "cm" for dv in plan.derived.values()):
@@ -241,7 +265,8 @@ def _header(plan: Plan, r: Mapping[str, str], targets: Mapping[str, _Target], ms
     changes: dict[tuple[str, str], list[str]] = {}
     for t, s in targets.items():
         if s.method == ms.lmer:
-            why = (f"lme4's lmer with a random intercept per grouping factor; model = "
+            fit = "glmer (logistic)" if s.model == "binary" else "lmer"
+            why = (f"lme4's {fit} with a random intercept per grouping factor; model = "
                    f"{r_string(s.model)}")
         else:
             why = (f"mice's method for a target constant within the clusters of {s.row[0][0]}: "
@@ -256,7 +281,7 @@ def _header(plan: Plan, r: Mapping[str, str], targets: Mapping[str, _Target], ms
                "random effects from their conditional distribution given lme4's estimates of "
                "the variance components, which are not drawn (the plan's sampler draws them "
                "too)")
-    if any(s.model and s.model != "continuous" for s in targets.values()):
+    if any(s.model not in ("", "continuous", "binary") for s in targets.values()):
         differs += (f"; its predictive mean matching draws from {ms.lmer}'s default of 3 donors "
                     "(rc.impute's default is 5; pass donors = 5 to mice() for the same)")
     if crossed:

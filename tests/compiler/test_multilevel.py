@@ -358,12 +358,14 @@ def test_a_crossed_slope_of_a_factor_constant_column_is_refused(dx: pd.DataFrame
         rc.compile("y ~ x + v + (1 + v | rater) + (1 | item)", dx)
 
 
-def test_categorical_targets_are_refused_naming_the_column(d3: pd.DataFrame) -> None:
-    data = d3.assign(k=np.where(d3["x"] > 0, "hi", "lo"))
+def test_nominal_targets_are_refused_naming_the_column(d3: pd.DataFrame) -> None:
+    """Binary targets take ml.bin (tests/compiler/test_multilevel_binary.py); a nominal
+    pupil-level column is refused, naming it."""
+    data = d3.assign(k=np.select([d3["x"] > 0.5, d3["x"] > -0.5], ["hi", "mid"], "lo"))
     data.loc[d3["x"].isna(), "k"] = None
-    with pytest.raises(DataError, match=r"^column 'k' is categorical and incomplete; imputing "
-                                        r"categorical columns in a model with several grouping "
-                                        r"factors is not supported yet: code 'k' as a number"):
+    with pytest.raises(DataError, match=r"^column 'k' is nominal \(3 categories\) and "
+                                        r"incomplete at level 1; in a model with several "
+                                        r"grouping factors .* code 'k' as a number"):
         rc.compile("y ~ C(k) + (1 | school/class)", data)
     complete = rc.compile("y ~ C(k) + (1 | school/class)", data.fillna({"k": "lo"}))
     assert "cm(C(k)[T.lo], school)" in row(complete, "y")

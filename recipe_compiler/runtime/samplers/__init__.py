@@ -4,8 +4,9 @@
 cluster for level-2 targets), :mod:`.normal_2l` (two-level normal model, draws
 or predictive mean matching), :mod:`.normal_ml` (the same with several grouping
 factors), :mod:`.logit_2l` (two-level logistic model by
-Polya-Gamma Gibbs), :mod:`.multinomial_2l` (two-level multinomial logit by
-Polya-Gamma Gibbs), :mod:`.ordinal` (cumulative probit, two-level or not), with
+Polya-Gamma Gibbs), :mod:`.logit_ml` (the same with several grouping factors),
+:mod:`.multinomial_2l` (two-level multinomial logit by Polya-Gamma Gibbs),
+:mod:`.ordinal` (cumulative probit, two-level or not), with
 :mod:`.matching` (pmm donors). Importing this package registers every sampler.
 
 How to add a sampler: write ``draw_x(target, rng, state) -> (draws, state)``
@@ -18,8 +19,8 @@ takes a :class:`~.registry.TargetBatch` (arrays with a leading chain axis) and
 one generator per chain, each chain drawing only from its own.
 """
 
-from . import logit_2l, multinomial_2l, normal_2l, normal_ml, ordinal, single
+from . import logit_2l, logit_ml, multinomial_2l, normal_2l, normal_ml, ordinal, single
 from .registry import Sampler, Target, get_sampler, register, registered
 
-__all__ = ["Sampler", "Target", "get_sampler", "logit_2l", "multinomial_2l", "normal_2l",
-           "normal_ml", "ordinal", "register", "registered", "single"]
+__all__ = ["Sampler", "Target", "get_sampler", "logit_2l", "logit_ml", "multinomial_2l",
+           "normal_2l", "normal_ml", "ordinal", "register", "registered", "single"]

@@ -203,7 +203,7 @@ def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
     prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
     for _ in range(max(n_inner, 1)):
         w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
-        mom = _weighted_moments(xs, zs, t.g_obs, w, kappa)
+        mom = weighted_moments(xs, zs, t.g_obs, w, kappa)
         effects = draw_effects(replace(mom, xtx=mom.xtx + prior), omega_inv, rngs, log,
                                design.keep)
         omega, omega_inv = draw_omega(effects.u, rngs, log)
@@ -220,8 +220,8 @@ def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
     return (draws < expit(eta_mis)).astype(float), new_state
 
 
-def _weighted_moments(xs: np.ndarray, zs: np.ndarray | None, g_obs: Grouping, w: np.ndarray,
-                      kappa: np.ndarray) -> Moments:
+def weighted_moments(xs: np.ndarray, zs: np.ndarray | None, g_obs: Grouping, w: np.ndarray,
+                     kappa: np.ndarray) -> Moments:
     """The :class:`Moments` under weights ``w`` (C, n) with ``W r = kappa``, centred ``xs``."""
     seg = g_obs.segment_sums
     q1 = 0 if zs is None else zs.shape[1]

@@ -18,7 +18,7 @@ or raters crossed with items). It extends the two-level sampler of
    drawn with ``v_k`` integrated out too, then ``v_k | beta_0``, and
    ``beta_0`` discarded). The rows of a main cluster have precision
    ``V_c^-1 = (sigma2 I + Z_c Omega Z_c')^-1``, applied by Woodbury from the
-   cluster's moments (:class:`_Marginal`), and a block cluster sums its main
+   cluster's moments (:class:`Marginal`), and a block cluster sums its main
    clusters' ``1'V_c^-1 1`` and ``1'V_c^-1 r_c``;
 2. ``(beta, u) | v, Omega, sigma2``: the two-level block update
    (:func:`~.normal_2l.draw_effects`, ``beta`` with ``u`` integrated out) on
@@ -171,12 +171,12 @@ def draw_ml_batch(t: TargetBatch, rngs: list[np.random.Generator],
     u_rows = sweep.u / z_scale[:, None, :]
     pred_mis = ((design.shifted(sweep.coef)[:, None, :] @ t.x_mis)[:, 0]
                 + random_part_batch(t.z_mis, u_rows, t.g_mis.codes)
-                + _block_part(sweep.v, [g_mis for _, g_mis in t.blocks]))
+                + block_part(sweep.v, [g_mis for _, g_mis in t.blocks]))
     check_finite(pred_mis, t.name, "predictions of the missing rows")
     if pmm:
         pred_obs = ((design.shifted(sweep.coef_mean)[:, None, :] @ t.x_obs)[:, 0]
                     + random_part_batch(t.z_obs, u_rows, t.g_obs.codes)
-                    + _block_part(sweep.v, [g_obs for g_obs, _ in t.blocks]))
+                    + block_part(sweep.v, [g_obs for g_obs, _ in t.blocks]))
         out = y_obs[match_donors_batch(pred_obs, pred_mis, t.donors, rngs)]
     else:
         noise = standard_normal(rngs, (pred_mis.shape[1],))
@@ -214,14 +214,14 @@ def _sweep(t: TargetBatch, design: CentredDesign, mom: Moments, z_scale: np.ndar
     step 1 for the blocks nested in the main grouping; ``v`` is not modified.
     """
     obs_blocks = [g_obs for g_obs, _ in t.blocks]
-    parents = [_parent(t.grouping, g, g_mis, t.observed) for g, g_mis in t.blocks]
+    parents = [nested_parent(t.grouping, g, g_mis, t.observed) for g, g_mis in t.blocks]
     v = list(v)
     omega_inv = pd_inverse(omega, log, chains=True)
     if any(parent is not None for parent in parents):
         slopes = coef * (np.arange(coef.shape[1]) > 0)
         # Z_c'(y - X slopes) from the moments (the design is centred: no intercept part)
         base = mom.ztr - (mom.ztx @ slopes[:, None, :, None])[..., 0]
-        marginal = _marginal(mom, omega_inv, sigma2, log)
+        marginal = marginal_moments(mom, omega_inv, sigma2, log)
         for k, parent in enumerate(parents):
             if parent is None:
                 continue
@@ -230,13 +230,13 @@ def _sweep(t: TargetBatch, design: CentredDesign, mom: Moments, z_scale: np.ndar
                 if j == k:
                     continue
                 if other is None:
-                    sums -= _z_sums(t, z_scale, np.take(v[j], g_obs.codes, axis=1))
+                    sums -= z_sums(t, z_scale, np.take(v[j], g_obs.codes, axis=1))
                 else:  # constant within each main cluster: Z_c'1 v_j
                     sums -= np.take(v[j], other.codes, axis=1)[..., None] * mom.ztz[..., 0]
             score = marginal.score(sums)
             v[k] = draw_intercept_block(parent.segment_sums(marginal.info),
                                          parent.segment_sums(score), tau[:, k], rngs)[1]
-    offset = _block_part(v, obs_blocks)
+    offset = block_part(v, obs_blocks)
     effects = draw_effects(_minus(mom, t, design, z_scale, v, parents).scaled(1 / sigma2),
                            omega_inv, rngs, log, design.keep)
     coef = effects.coef.copy()
@@ -264,7 +264,7 @@ def _sweep(t: TargetBatch, design: CentredDesign, mom: Moments, z_scale: np.ndar
 
 
 @dataclass(frozen=True, eq=False)
-class _Marginal:
+class Marginal:
     """Per main cluster, the precision ``V_c^-1`` of its rows with ``u_c`` integrated out.
 
     ``V_c = sigma2 I + Z_c Omega Z_c'``, so by Woodbury ``V_c^-1 = I / sigma2 - Z_c
@@ -278,22 +278,22 @@ class _Marginal:
     sigma2: np.ndarray
 
     def score(self, sums: np.ndarray) -> np.ndarray:
-        """``1'V_c^-1 r_c`` (C, G) from ``Z_c'r_c`` (C, G, q) (see :func:`_z_sums`)."""
+        """``1'V_c^-1 r_c`` (C, G) from ``Z_c'r_c`` (C, G, q) (see :func:`z_sums`)."""
         solved = solve_lower(self.chol, sums[..., None])[..., 0]
         return (sums[..., 0] / self.sigma2
                 - np.einsum("cga,cga->cg", self.ones, solved) / self.sigma2**2)
 
 
-def _marginal(mom: Moments, omega_inv: np.ndarray, sigma2: np.ndarray,
-              log: Recovery) -> _Marginal:
-    """The :class:`_Marginal` of unweighted moments (scaled Z, standardised y)."""
+def marginal_moments(mom: Moments, omega_inv: np.ndarray, sigma2: np.ndarray,
+                     log: Recovery) -> Marginal:
+    """The :class:`Marginal` of unweighted moments (scaled Z, standardised y)."""
     s2 = sigma2[:, None]
     chol = cholesky(mom.ztz / s2[..., None, None] + omega_inv[:, None], log,
                     "cluster precision matrices", chains=True)
     # Z_c'1 is column 0 of Z_c'Z_c (column 0 of the scaled Z is the intercept, 1)
     ones = solve_lower(chol, mom.ztz[..., :1])[..., 0]
     info = mom.ztz[..., 0, 0] / s2 - np.einsum("cga,cga->cg", ones, ones) / s2**2
-    return _Marginal(chol=chol, ones=ones, info=info, sigma2=s2)
+    return Marginal(chol=chol, ones=ones, info=info, sigma2=s2)
 
 
 def draw_intercept_block(info: np.ndarray, score: np.ndarray, tau: np.ndarray,
@@ -320,8 +320,8 @@ def draw_intercept_block(info: np.ndarray, score: np.ndarray, tau: np.ndarray,
     return intercept, mean + noise[:, 1:] / np.sqrt(cluster_precision)
 
 
-def _parent(main: Grouping, g_obs: Grouping, g_mis: Grouping,
-            observed: np.ndarray) -> Grouping | None:
+def nested_parent(main: Grouping, g_obs: Grouping, g_mis: Grouping,
+                  observed: np.ndarray) -> Grouping | None:
     """The block's cluster of each main cluster if the main grouping is nested in the
     block (every main cluster's rows in one block cluster), else ``None``."""
     codes = np.empty(main.n_rows, dtype=np.intp)
@@ -333,7 +333,7 @@ def _parent(main: Grouping, g_obs: Grouping, g_mis: Grouping,
     return Grouping(codes=parent, n=g_obs.n)
 
 
-def _z_sums(t: TargetBatch, z_scale: np.ndarray, f: np.ndarray) -> np.ndarray:
+def z_sums(t: TargetBatch, z_scale: np.ndarray, f: np.ndarray) -> np.ndarray:
     """``Z_c'f`` per main cluster (scaled Z) of observed-row values ``f`` (C, n_obs): (C, G, q)."""
     seg = t.g_obs.segment_sums
     out = np.empty((*f.shape[:1], t.g_obs.n, z_scale.shape[1]))
@@ -362,12 +362,12 @@ def _minus(mom: Moments, t: TargetBatch, design: CentredDesign, z_scale: np.ndar
     ztr = per_cluster[..., None] * mom.ztz[..., 0]
     xtr = np.einsum("cgp,cg->cp", mom.ztx[:, :, 0, :], per_cluster)  # centred X_c'1
     if rows is not None:
-        ztr += _z_sums(t, z_scale, rows)
+        ztr += z_sums(t, z_scale, rows)
         xtr += design.centre((t.x_obs @ rows[:, :, None])[..., 0])
     return Moments(xtx=mom.xtx, xtr=mom.xtr - xtr, ztz=mom.ztz, ztx=mom.ztx, ztr=mom.ztr - ztr)
 
 
-def _block_part(v: list[np.ndarray], groupings: list[Grouping]) -> np.ndarray:
+def block_part(v: list[np.ndarray], groupings: list[Grouping]) -> np.ndarray:
     """Row-wise ``sum_k v_k[c, codes_k]`` over the (one or more) blocks, shape (C, n_rows)."""
     out = np.take(v[0], groupings[0].codes, axis=1)
     for vk, g in zip(v[1:], groupings[1:], strict=True):

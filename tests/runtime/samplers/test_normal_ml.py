@@ -24,11 +24,11 @@ from recipe_compiler.runtime.samplers.normal_2l import (
 )
 from recipe_compiler.runtime.samplers.normal_ml import (
     MultilevelBatchState,
-    _marginal,
     _minus,
-    _parent,
-    _z_sums,
     draw_ml_batch,
+    marginal_moments,
+    nested_parent,
+    z_sums,
 )
 from recipe_compiler.runtime.samplers.registry import TargetBatch
 
@@ -217,7 +217,7 @@ def test_nested_block_leaves_the_start_at_once() -> None:
 
 
 def test_marginal_precision_matches_dense_algebra() -> None:
-    """``_Marginal`` (Woodbury from the cluster moments) against ``V_c^-1`` formed and
+    """``Marginal`` (Woodbury from the cluster moments) against ``V_c^-1`` formed and
     inverted densely for every class: ``1'V_c^-1 1`` and ``1'V_c^-1 r_c`` to 1e-10."""
     data = three_level(18, n_schools=4, n_classes=3, n_pupils=5)
     t = make_batch(data, chains=2)
@@ -227,8 +227,8 @@ def test_marginal_precision_matches_dense_algebra() -> None:
     omega = np.array([[[0.5, 0.1], [0.1, 0.3]], [[0.2, -0.05], [-0.05, 0.4]]])
     sigma2 = np.array([0.8, 1.3])
     rest = np.random.default_rng(0).normal(size=(2, len(ys)))
-    marginal = _marginal(mom, np.linalg.inv(omega), sigma2, Recovery("y"))
-    score = marginal.score(_z_sums(t, z_scale, rest))
+    marginal = marginal_moments(mom, np.linalg.inv(omega), sigma2, Recovery("y"))
+    score = marginal.score(z_sums(t, z_scale, rest))
     assert t.z_obs is not None
     z_rows = np.concatenate([np.ones((2, 1, len(ys))), t.z_obs], axis=1) / z_scale[:, :, None]
     for c in range(2):
@@ -251,7 +251,7 @@ def test_moments_of_nested_blocks_come_from_the_clusters() -> None:
     mom, z_scale = chain_moments(t.x_obs, t.z_obs, t.g_obs, design, ys, "y")
     rng = np.random.default_rng(1)
     v = [rng.normal(size=(2, g.n)) for g, _ in t.blocks]
-    parents = [_parent(t.grouping, g, g_mis, t.observed) for g, g_mis in t.blocks]
+    parents = [nested_parent(t.grouping, g, g_mis, t.observed) for g, g_mis in t.blocks]
     assert parents[0] is not None and parents[1] is None  # schools nested, hoods crossed
     fast = _minus(mom, t, design, z_scale, v, parents)
     rows = _minus(mom, t, design, z_scale, v, [None, None])

@@ -29,7 +29,7 @@ from scipy.special import expit, log_ndtr
 
 from ...data.grouping import Grouping
 from ...errors import SamplerError
-from .common import Recovery, as_batch, centred_design, check_finite, per_chain
+from .common import CentredDesign, Recovery, as_batch, centred_design, check_finite, per_chain
 from .normal_2l import (
     Moments,
     check_state,
@@ -159,23 +159,9 @@ def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
     SamplerError
         Observed values other than 0 and 1, non-finite inputs or a state that does not fit.
     """
-    log = Recovery(t.name)
-    y_obs = t.y_obs
-    if np.any((y_obs != 0) & (y_obs != 1)):
-        raise SamplerError(f"imputing '{t.name}': observed values of a binary target must be "
-                           "0 or 1")
-    design = centred_design(t.x_obs, t.x_offset, log)
-    # the centred kept columns, once per call: the weights change at every inner sweep
-    xs = (t.x_obs - design.center[:, :, None]) * design.keep[:, :, None]
-    xs[:, 0] = 1.0
-    z, n = t.z_obs, len(y_obs)
-    q1 = 0 if z is None else z.shape[1]
-    z_scale = np.ones((t.chains, q1 + 1))
-    if z is not None:
-        z_scale[:, 1:] = np.sqrt(np.einsum("caj,caj->ca", z, z) / n)
-        if not np.isfinite(z_scale).all():
-            raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
-        z_scale[z_scale == 0] = 1.0
+    log, design, xs, z_scale = binary_design(t)
+    y_obs, z, n = t.y_obs, t.z_obs, len(t.y_obs)
+    q1 = z_scale.shape[1] - 1
     zs = None if z is None else z / z_scale[:, 1:, None]
     if state is None:
         omega = OMEGA_START * np.broadcast_to(np.eye(q1 + 1), (t.chains, q1 + 1, q1 + 1))
@@ -218,6 +204,36 @@ def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
                             omega=omega / (z_scale[:, :, None] * z_scale[:, None, :]))
     log.warn()
     return (draws < expit(eta_mis)).astype(float), new_state
+
+
+def binary_design(t: TargetBatch) -> tuple[Recovery, CentredDesign, np.ndarray, np.ndarray]:
+    """The start of a logistic sampler's visit: ``(log, design, xs, z_scale)``.
+
+    ``design`` is the centred fixed design of the observed rows, ``xs`` its kept
+    columns centred (column 0 the intercept, ones), ``z_scale`` (C, q) the root mean
+    square of each random-design column (1 for the intercept and for a zero column).
+
+    Raises
+    ------
+    SamplerError
+        Observed values other than 0 and 1, or a random design that is not finite.
+    """
+    log = Recovery(t.name)
+    if np.any((t.y_obs != 0) & (t.y_obs != 1)):
+        raise SamplerError(f"imputing '{t.name}': observed values of a binary target must be "
+                           "0 or 1")
+    design = centred_design(t.x_obs, t.x_offset, log)
+    # the centred kept columns, once per call: the weights change at every inner sweep
+    xs = (t.x_obs - design.center[:, :, None]) * design.keep[:, :, None]
+    xs[:, 0] = 1.0
+    z = t.z_obs
+    z_scale = np.ones((t.chains, 1 + (0 if z is None else z.shape[1])))
+    if z is not None:
+        z_scale[:, 1:] = np.sqrt(np.einsum("caj,caj->ca", z, z) / len(t.y_obs))
+        if not np.isfinite(z_scale).all():
+            raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
+        z_scale[z_scale == 0] = 1.0
+    return log, design, xs, z_scale
 
 
 def weighted_moments(xs: np.ndarray, zs: np.ndarray | None, g_obs: Grouping, w: np.ndarray,

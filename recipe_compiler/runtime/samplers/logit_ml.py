@@ -47,11 +47,12 @@ import numpy as np
 from scipy.special import expit
 
 from ...errors import SamplerError
-from .common import Recovery, centred_design, check_finite, per_chain
+from .common import check_finite, per_chain
 from .logit_2l import (
     COEF_PRIOR_SD,
     OMEGA_START,
     BinaryState,
+    binary_design,
     draw_2l_bin_batch,
     sample_pg1,
     weighted_moments,
@@ -118,22 +119,10 @@ def draw_ml_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
     if state is not None and not isinstance(state, MultilevelBinaryState):
         raise SamplerError(f"imputing '{t.name}': the sampler state is not a "
                            "MultilevelBinaryState")
-    log = Recovery(t.name)
-    y_obs = t.y_obs
-    if np.any((y_obs != 0) & (y_obs != 1)):
-        raise SamplerError(f"imputing '{t.name}': observed values of a binary target must be "
-                           "0 or 1")
-    design = centred_design(t.x_obs, t.x_offset, log)
-    xs = (t.x_obs - design.center[:, :, None]) * design.keep[:, :, None]
-    xs[:, 0] = 1.0
-    z, n = t.z_obs, len(y_obs)
+    log, design, xs, z_scale = binary_design(t)
+    y_obs, z, n = t.y_obs, t.z_obs, len(t.y_obs)
     if z is None:
         raise SamplerError(f"imputing '{t.name}': a multilevel sampler needs a random design")
-    z_scale = np.ones((t.chains, z.shape[1] + 1))
-    z_scale[:, 1:] = np.sqrt(np.einsum("caj,caj->ca", z, z) / n)
-    if not np.isfinite(z_scale).all():
-        raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
-    z_scale[z_scale == 0] = 1.0
     zs = z / z_scale[:, 1:, None]
     outer = z_scale[:, :, None] * z_scale[:, None, :]
     obs_blocks = [g_obs for g_obs, _ in t.blocks]

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
-import numpy as np
 import pandas as pd
 
 from ..data.grouping import Grouping
-from ..data.levels import Nesting, nesting
-from ..data.schema import DataSchema, check_columns, check_frame, infer_schema, require_columns
+from ..data.levels import nesting
+from ..data.schema import check_columns, check_frame, infer_schema, require_columns
 from ..errors import DataError, FormulaError, OptionError, suggest
 from ..model.parse import parse_formula
 from ..model.spec import Factor, ModelSpec, Term
@@ -121,7 +120,7 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
         ctx = Context(spec, schema, opts)
         check_model(ctx)
         return _assemble(ctx, _rows(ctx), _methods(ctx))
-    ctx = Context(spec, schema, opts, nest.groupings, nest.kind, _constant_in(data, schema, nest))
+    ctx = Context(spec, schema, opts, nest.groupings, nest.kind)
     check_multilevel(ctx)
     whole = frozenset(c for c in ctx.targets if pd.api.types.is_integer_dtype(data[c].dtype)
                       or pd.api.types.is_bool_dtype(data[c].dtype))
@@ -131,28 +130,12 @@ def compile_plan(model: str | ModelSpec, data: pd.DataFrame, approach: str = "fc
 def _check_observed_clusters(data: pd.DataFrame, column: str, level: int, group: str) -> None:
     """A level-2 (3) column must be observed in at least 2 clusters of its grouping factor."""
     grouping = Grouping.from_column(data, group)
-    seen = np.unique(grouping.codes[data[column].notna().to_numpy()]).size
+    seen = int((grouping.count(data[column].notna().to_numpy()) > 0).sum())
     if seen < 2:
         raise DataError(f"column '{column}' is a level-{level} variable observed in only "
                         f"{seen} cluster of '{group}'; at least 2 clusters with "
                         "an observed value are needed to impute it (drop it from the "
                         "model or supply more data)")
-
-
-def _constant_in(data: pd.DataFrame, schema: DataSchema, nest: Nesting
-                 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Crossed factors: each level-2 column with the factors it is constant within."""
-    if nest.kind != "crossed":
-        return ()
-    groups = [Grouping.from_column(data, g) for g in nest.groupings]
-    out = []
-    for info in schema.columns:
-        if info.level > 1:
-            x = data[info.name]
-            observed = x.notna().to_numpy()
-            out.append((info.name, tuple(g.name or "" for g in groups
-                                         if g.constant_within(x, observed))))
-    return tuple(out)
 
 
 def _rows(ctx: Context) -> dict[str, list[Entry]]:

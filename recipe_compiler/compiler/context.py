@@ -45,8 +45,6 @@ class Context:
         factors (``("school:class", "school")``), formula order for crossed ones;
         else empty.
     nesting : {"", "nested", "crossed"}
-    constant_in : tuple of (str, tuple of str)
-        Crossed factors: each level-2 column with the factors it is constant within.
     """
 
     spec: ModelSpec
@@ -54,7 +52,6 @@ class Context:
     options: Options
     groupings: tuple[str, ...] = ()
     nesting: str = ""
-    constant_in: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def several(self) -> bool:
@@ -93,7 +90,7 @@ class Context:
     def constant_within(self, column: str, group: str) -> bool:
         """The column is constant within every cluster of the grouping factor."""
         if self.nesting == "crossed":
-            return group in dict(self.constant_in).get(column, ())
+            return group in self.schema[column].within
         return self.level(column) >= self.grouping_level(group)
 
     @cached_property

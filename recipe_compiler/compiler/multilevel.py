@@ -196,7 +196,7 @@ def _main_effect(ctx: Context, x: str, above: int, add: Add, auxiliary: str) -> 
         step = {1: "ML.1.1 level-1 variable + means", 2: "ML.1.2 level-2 variable + mean",
                 3: "ML.1.3 level-3 variable"}[level]
         if ctx.nesting == "crossed" and level > 1:
-            within = " and ".join(f"'{g}'" for g in dict(ctx.constant_in).get(x, ()))
+            within = " and ".join(f"'{g}'" for g in ctx.schema[x].within)
             step, reason = "ML.1.3 cluster-level variable", f"constant within {within}"
         else:
             reason = f"level-{level} variable" + (f", with {which}" if which else "")
@@ -376,7 +376,7 @@ def check_multilevel(ctx: Context) -> None:
                             "impute with a two-level model (one grouping factor, "
                             "approach=\"fcs\")")
         if ctx.nesting == "crossed" and info.level > 1:
-            within = ", ".join(f"'{g}'" for g in dict(ctx.constant_in).get(c, ()))
+            within = ", ".join(f"'{g}'" for g in ctx.schema[c].within)
             raise DataError(f"column '{c}' is constant within every cluster of {within} and has "
                             f"{info.n_missing} missing values; in a model with crossed grouping "
                             "factors only level-1 columns can be imputed: complete it, or drop "

@@ -194,14 +194,6 @@ def cluster_means(grouping: Grouping, values: np.ndarray) -> np.ndarray:
     return grouping.segment_sums(values) * inverse
 
 
-def averaged_over(problem: Problem, name: str) -> tuple[str, ...]:
-    """The grouping factors over which some design holds means of ``name`` (``""``: the
-    plan's cluster), each once, in the order of its readers."""
-    overs = [problem.layouts[t].over for t, kind, _ in problem.readers.get(name, ())
-             if kind == "mean" or problem.layouts[t].aggregated]
-    return tuple(dict.fromkeys(overs))
-
-
 def refresh(problem: Problem, state: ChainState, name: str, drawn: bool = False) -> None:
     """Copy the current values of ``name`` into every design column that holds it.
 
@@ -212,7 +204,7 @@ def refresh(problem: Problem, state: ChainState, name: str, drawn: bool = False)
     recomputed once per grouping.
     """
     values = state.values[name]
-    for over in averaged_over(problem, name):
+    for over in problem.averaged.get(name, ()):
         state.means[name, over] = cluster_means(problem.grouping_over(over), values)
     for t, kind, j in problem.readers.get(name, ()):
         lay, d = problem.layouts[t], state.designs[t]

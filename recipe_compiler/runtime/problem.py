@@ -164,6 +164,10 @@ class Problem:
     groupings : dict of str -> Grouping
         Every grouping factor of the plan by name (``Plan.groupings``), over the
         problem's rows; empty for single-level data.
+    averaged : dict of str -> tuple of str
+        Per plan variable, the grouping factors over which some design holds its
+        means (``""``: the plan's cluster), each once, in the order of its readers:
+        the means the Gibbs loop recomputes after each change of the variable.
     token : str
         A random name of this problem (what Dask hashes instead of its arrays).
     """
@@ -182,6 +186,7 @@ class Problem:
     order: np.ndarray | None = None
     drawn: dict[tuple[str, str], tuple[np.ndarray, ...]] = field(default_factory=dict)
     groupings: dict[str, Grouping] = field(default_factory=dict)
+    averaged: dict[str, tuple[str, ...]] = field(default_factory=dict)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -281,11 +286,12 @@ def make_problem(plan: Plan, data: pd.DataFrame) -> Problem:
         else:
             layouts[t] = layout(scope, predictors[t], columns[t], obs, grouping, order)
     parents = {d.name: d.parents for d in plan.derived_defs}
+    readers = design_readers(layouts)
     return Problem(plan=plan, columns=columns, observed=observed, grouping=grouping,
                    categories=categories, methods=methods, predictors=predictors,
                    derived_order=initial_order(parents, list(parents)),
                    descendants=derived_descendants(plan), layouts=layouts,
-                   readers=design_readers(layouts), order=order,
+                   readers=readers, averaged=averaged_over(layouts, readers), order=order,
                    drawn=drawn_rows(layouts), groupings=groupings)
 
 
@@ -453,6 +459,17 @@ def _on_units(target: str, g: Grouping, units: Grouping) -> Grouping:
     codes = np.zeros(units.n, dtype=np.intp)
     codes[units.codes] = g.codes
     return Grouping(codes=codes, n=g.n, name=g.name, labels=g.labels)
+
+
+def averaged_over(layouts: dict[str, Layout], readers: dict[str, tuple[tuple[str, str, int], ...]]
+                  ) -> dict[str, tuple[str, ...]]:
+    """Per variable, the grouping factors its means are taken over (:attr:`Problem.averaged`)."""
+    out = {}
+    for name, reads in readers.items():
+        overs = [layouts[t].over for t, kind, _ in reads if kind == "mean" or layouts[t].aggregated]
+        if overs:
+            out[name] = tuple(dict.fromkeys(overs))
+    return out
 
 
 def design_readers(layouts: dict[str, Layout]) -> dict[str, tuple[tuple[str, str, int], ...]]:

@@ -21,6 +21,7 @@ from ..model.spec import Factor, ModelSpec, Term
 from ..plan import Cell, Derived, ModelPlan, Plan, Role, Variable
 from . import Context, Entry, check_model, level1_row, level2_row
 from .graph import visit_sequence
+from .level1 import used_products
 from .methods import GROUPMEAN, check_method, default_method, target_kind, target_scope
 from .multilevel import check_multilevel, grouping_cells, multilevel_rows, multilevel_scope
 from .options import make_options
@@ -144,13 +145,10 @@ def _rows(ctx: Context) -> dict[str, list[Entry]]:
     rows = {t: level1_row(ctx, t) for t in l1_targets}
     if not two_level:
         rows = {t: [_single_level(e) for e in es] for t, es in rows.items()}
-    products = [e.predictor for es in rows.values() for e in es
-                if e.code and e.predictor.degree > 1]
-    if not products:
-        products = [ctx.center(t) for t in ctx.spec.terms if t.degree > 1]
+    products = used_products(ctx, rows)
     for t in ctx.targets:
         if t not in rows:
-            rows[t] = level2_row(ctx, t, list(dict.fromkeys(products)))
+            rows[t] = level2_row(ctx, t, products)
     return rows
 
 

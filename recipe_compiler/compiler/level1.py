@@ -101,6 +101,16 @@ def _pair_kind(ctx: Context, t: Term) -> str:
         (levels[0], levels[1]), "level-2 x level-2")
 
 
+def used_products(ctx: Context, rows: dict[str, list[Entry]]) -> list[Term]:
+    """The products the level-1 rows use (else the analysis model's, centred as the
+    options say), each once: the interactions whose means the upper-level rows take."""
+    products = [e.predictor for es in rows.values() for e in es
+                if e.code and e.predictor.degree > 1]
+    if not products:
+        products = [ctx.center(t) for t in ctx.spec.terms if t.degree > 1]
+    return list(dict.fromkeys(products))
+
+
 def merge(entries: list[Entry]) -> list[Entry]:
     """One entry per predictor: the highest code, every step and reason joined.
 

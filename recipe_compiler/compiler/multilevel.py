@@ -105,7 +105,7 @@ from itertools import combinations
 from ..errors import DataError, FormulaError
 from ..model.spec import Factor, Term, term
 from .context import Context, Entry
-from .level1 import merge
+from .level1 import merge, used_products
 from .methods import METHODS_TABLE, Scope, default_method, target_kind
 
 __all__ = ["check_multilevel", "grouping_cells", "multilevel_rows", "multilevel_scope"]
@@ -119,11 +119,7 @@ def multilevel_rows(ctx: Context) -> dict[str, list[Entry]]:
     Level-1 targets first; their products feed the level-2 and level-3 rows.
     """
     rows = {t: level1_entries(ctx, t) for t in ctx.targets if ctx.level(t) == 1}
-    products = [e.predictor for es in rows.values() for e in es
-                if e.code and e.predictor.degree > 1]
-    if not products:
-        products = [ctx.center(t) for t in ctx.spec.terms if t.degree > 1]
-    products = list(dict.fromkeys(products))
+    products = used_products(ctx, rows)
     for t in ctx.targets:
         if t not in rows:
             rows[t] = upper_entries(ctx, t, products)

@@ -2,9 +2,10 @@
 
 :class:`Grouping` owns the integer cluster codes of one grouping factor and
 everything computed from them (sizes, sums, means, per-cluster
-cross-products, the level of a column). It is what the package passes around
-instead of a ``(groups, n_groups)`` pair; a second grouping factor (classes in
-schools, crossed raters and items) is a second :class:`Grouping`.
+cross-products, whether a column is constant within the clusters). It is what
+the package passes around instead of a ``(groups, n_groups)`` pair; a second
+grouping factor (classes in schools, crossed raters and items) is a second
+:class:`Grouping`.
 
 1-D sums go through :meth:`Grouping.segment_sums`; 2-D sums and per-cluster
 cross-products through one product with a sparse cluster-membership matrix,
@@ -206,18 +207,7 @@ class Grouping:
 
     def constant_within(self, x: pd.Series | np.ndarray, observed: np.ndarray) -> bool:
         """True if ``x`` takes one value within every cluster (over its observed values)."""
-        values = pd.factorize(np.asarray(x) if not isinstance(x, pd.Series) else x)[0]
-        g, v = self.codes[observed], values[observed]
-        lo = np.full(self.n, np.iinfo(np.int64).max)
-        hi = np.full(self.n, -1)
-        np.minimum.at(lo, g, v)
-        np.maximum.at(hi, g, v)
-        seen = hi >= 0
-        return bool(np.all(lo[seen] == hi[seen]))
-
-    def level(self, x: pd.Series | np.ndarray, observed: np.ndarray) -> int:
-        """2 if ``x`` is constant within every cluster (over observed values), else 1."""
-        return 2 if self.name is not None and self.constant_within(x, observed) else 1
+        return bool(np.all(distinct_per_cluster(x, observed, self) <= 1))
 
 
 #: Row index labels listed in the message about a grouping column with missing values.
@@ -245,3 +235,14 @@ def _check_count(name: str, n: int, min_clusters: int) -> None:
         raise DataError(f"cluster variable '{name}' has a single cluster; a two-level model "
                         "needs at least 2 clusters (drop the random part for single-level "
                         "data)")
+
+
+def distinct_per_cluster(x: pd.Series | np.ndarray, observed: np.ndarray,
+                         grouping: Grouping) -> np.ndarray:
+    """Number of distinct observed values of ``x`` in each cluster, shape (G,)."""
+    values = pd.factorize(x)[0][observed]
+    width = int(values.max(initial=0)) + 1
+    pairs = np.sort(grouping.codes[observed].astype(np.int64) * width + values)
+    first = np.ones(len(pairs), dtype=bool)  # the first row of each (cluster, value) pair
+    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+    return np.bincount(pairs[first] // width, minlength=grouping.n)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import DataError, DataWarning, render_span, suggest
 from ..model.spec import ModelSpec
-from .grouping import Grouping
+from .grouping import Grouping, distinct_per_cluster
 from .levels import Nesting, groupings_of
 
 Kind = Literal["continuous", "binary", "categorical"]
@@ -345,16 +345,6 @@ def _warn_nearly(x: pd.Series, level: int, varying: np.ndarray, distinct: np.nda
                       f"(one value per cluster of '{grouping.name}'), correct those values and "
                       f"declare it with levels={{'{x.name}': {level + 1}}} (which checks it)",
                       DataWarning, stacklevel=6)
-
-
-def distinct_per_cluster(x: pd.Series, observed: np.ndarray, grouping: Grouping) -> np.ndarray:
-    """Number of distinct observed values of ``x`` in each cluster, shape (G,)."""
-    values = pd.factorize(x)[0][observed]
-    width = int(values.max(initial=0)) + 1
-    pairs = np.sort(grouping.codes[observed].astype(np.int64) * width + values)
-    first = np.ones(len(pairs), dtype=bool)  # the first row of each (cluster, value) pair
-    np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
-    return np.bincount(pairs[first] // width, minlength=grouping.n)
 
 
 def describe_clusters(varying: np.ndarray, distinct: np.ndarray, observed: np.ndarray,

@@ -36,15 +36,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, cast, get_args
 
 from ..compiler.graph import ancestors, derived_graph
-from ..compiler.methods import LEVEL3_METHODS, MULTILEVEL_METHODS
-from ..compiler.options import (
-    DERIVED_METHODS,
-    LEVEL1_METHODS,
-    LEVEL2_METHODS,
-    METHODS,
-    SINGLE_METHODS,
-    make_options,
-)
+from ..compiler.methods import DERIVED_METHODS, METHODS, target_scope
+from ..compiler.methods import names as scope_methods
+from ..compiler.options import make_options
 from ..errors import FormulaError, PlanError, suggest
 from ..model.expr import parse_expr
 from ..plan import CODES, Cell, Derived, DerivedOp, Plan, Role, Variable
@@ -368,16 +362,15 @@ def _cluster_what(groupings: tuple[str, ...]) -> str:
 def _target_methods(level: int, groupings: tuple[str, ...], nesting: str
                     ) -> tuple[tuple[str, ...], str]:
     """The methods valid for a target of ``level``, and what the target is called."""
-    if not groupings:
-        return SINGLE_METHODS, "single-level target"
-    what = f"level-{level} target"
+    what = f"level-{level} target" if groupings else "single-level target"
     if len(groupings) < 2:
-        return (LEVEL2_METHODS if level == 2 else LEVEL1_METHODS), what
+        return scope_methods(target_scope(bool(groupings), level)), what
     if nesting == "crossed" and level > 1:
         return (), (f"{what} of a crossed design (a column constant within a crossed "
                     "grouping factor must be complete; such plans impute level-1 targets "
                     "only)")
-    return (LEVEL3_METHODS if level == 3 else MULTILEVEL_METHODS), f"{what} of a {nesting} design"
+    return (scope_methods("level3" if level == 3 else "multilevel"),
+            f"{what} of a {nesting} design")
 
 
 def _methods(table: dict[str, Any], variables: list[Variable], derived: list[Derived],

@@ -21,7 +21,7 @@ from formulaic.errors import FormulaSyntaxError
 
 from ..errors import FormulaError
 from .expr import parse_expr, read_quoted, to_text
-from .spec import Factor, ModelSpec, RandomEffects, Term, find_spans
+from .spec import Factor, ModelSpec, RandomEffects, Term, find_spans, innermost_written
 
 __all__ = ["parse_formula"]
 
@@ -123,9 +123,7 @@ class _Groups:
             if len(fewest) != 1:
                 return None
             g = ":".join(fewest[0])
-        inner = set(self.factors[0])
-        fixed = all(inner >= set(f) for f in self.factors[1:])
-        return "" if fixed and g == names[0] else g
+        return "" if g == names[0] and innermost_written(self.factors) else g
 
 
 @lru_cache(maxsize=256)

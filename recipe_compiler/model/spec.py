@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -290,8 +290,7 @@ class ModelSpec:
             return self
         if cluster not in {r.cluster for r in randoms}:
             raise ValueError(f"{cluster!r} is not a grouping factor of {self.formula!r}")
-        inner = set(self.random.factors)
-        if all(inner >= set(r.factors) for r in randoms):
+        if innermost_written([r.factors for r in randoms]):
             raise ValueError(f"the formula {self.formula!r} makes {self.random.cluster!r} the "
                              f"innermost grouping factor, not {cluster!r}")
 
@@ -308,6 +307,13 @@ class ModelSpec:
     def replace(self, **changes: object) -> ModelSpec:
         """A copy with some fields changed (the spec itself is immutable)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def innermost_written(factors: Sequence[tuple[str, ...]]) -> bool:
+    """True if the formula alone makes the first grouping factor innermost: its columns
+    include every other factor's (``school:class`` of ``(1 | school/class)``)."""
+    inner = set(factors[0])
+    return all(inner >= set(f) for f in factors[1:])
 
 
 def find_spans(formula: str, names: Iterable[str]) -> tuple[tuple[str, int, int], ...]:

@@ -31,8 +31,9 @@ from ..compiler.codes import Code
 from ..compiler.graph import initial_order, visit_sequence
 from ..compiler.methods import method, names
 from ..data.codec import encode
-from ..data.grouping import Grouping
-from ..data.schema import describe_clusters, distinct_per_cluster, require_columns
+from ..data.grouping import Grouping, distinct_per_cluster
+from ..data.levels import nested_in
+from ..data.schema import describe_clusters, require_columns
 from ..errors import DataError, PlanError
 from ..plan import Plan
 
@@ -452,7 +453,7 @@ def multilevel_layout(target: str, scope: str, over: str | None,
 
 def _on_units(target: str, g: Grouping, units: Grouping) -> Grouping:
     """The clusters of ``g`` of each cluster of ``units`` (``g`` constant within them)."""
-    if not units.constant_within(g.codes, np.ones(units.n_rows, dtype=bool)):
+    if not nested_in(units, g):
         raise DataError(f"the plan gives '{target}' a random intercept over '{g.name}', but "
                         f"the clusters of '{units.name}' are not nested in those of "
                         f"'{g.name}' in these data; compile the plan again on these data")

@@ -183,10 +183,7 @@ def draw_2l_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
                + random_part_batch(t.z_obs, state.u, t.g_obs.codes))
     omega_inv = pd_inverse(omega, log, chains=True)
     kappa = y_obs - 0.5
-    diagonal = np.arange(design.gram.shape[-1])
-    prior = np.zeros((t.chains, len(diagonal), len(diagonal)))
-    prior[:, diagonal, diagonal] = design.scale**2 / COEF_PRIOR_SD**2
-    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
+    prior = coef_prior(design.scale)
     for _ in range(max(n_inner, 1)):
         w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
         mom = weighted_moments(xs, zs, t.g_obs, w, kappa)
@@ -234,6 +231,20 @@ def binary_design(t: TargetBatch) -> tuple[Recovery, CentredDesign, np.ndarray, 
             raise SamplerError(f"imputing '{t.name}': the random design Z is not finite")
         z_scale[z_scale == 0] = 1.0
     return log, design, xs, z_scale
+
+
+def coef_prior(scale: np.ndarray) -> np.ndarray:
+    """The coefficients' prior precision (C, p, p) on the centred design.
+
+    ``N(0, COEF_PRIOR_SD^2)`` per standardised coefficient: ``scale`` (C, p) are the
+    centred columns' scales (:attr:`~.common.CentredDesign.scale`); the intercept's
+    entry is ``1 / COEF_PRIOR_SD^2``.
+    """
+    diagonal = np.arange(scale.shape[1])
+    prior = np.zeros((scale.shape[0], len(diagonal), len(diagonal)))
+    prior[:, diagonal, diagonal] = scale**2 / COEF_PRIOR_SD**2
+    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
+    return prior
 
 
 def weighted_moments(xs: np.ndarray, zs: np.ndarray | None, g_obs: Grouping, w: np.ndarray,

@@ -49,16 +49,23 @@ from scipy.special import expit
 from ...errors import SamplerError
 from .common import check_finite, per_chain
 from .logit_2l import (
-    COEF_PRIOR_SD,
     OMEGA_START,
     BinaryState,
     binary_design,
+    coef_prior,
     draw_2l_bin_batch,
     sample_pg1,
     weighted_moments,
 )
 from .normal_2l import check_state, draw_effects, draw_omega, pd_inverse, random_part_batch
-from .normal_ml import block_part, draw_intercept_block, marginal_moments, nested_parent, z_sums
+from .normal_ml import (
+    block_part,
+    blocks_fit,
+    draw_intercept_block,
+    marginal_moments,
+    nested_parent,
+    z_sums,
+)
 from .registry import TargetBatch, register
 from .single import fit_multinomial
 
@@ -167,7 +174,7 @@ def draw_ml_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
                                          parent.segment_sums(score), tau[:, k], rngs)[1]
     offset = block_part(v, obs_blocks)  # step 3
     weighted = w * offset
-    prior = _prior(design.scale)
+    prior = coef_prior(design.scale)
     effects = draw_effects(replace(mom, xtx=mom.xtx + prior,
                                    xtr=mom.xtr - (xs @ weighted[:, :, None])[..., 0],
                                    ztr=mom.ztr - z_sums(t, z_scale, weighted)),
@@ -199,15 +206,6 @@ def draw_ml_bin_batch(t: TargetBatch, rngs: list[np.random.Generator],
             MultilevelBinaryState(main=main, v=tuple(v), tau=tau))
 
 
-def _prior(scale: np.ndarray) -> np.ndarray:
-    """The coefficients' prior precision (C, p, p) on the centred design, as in logit_2l."""
-    diagonal = np.arange(scale.shape[1])
-    prior = np.zeros((scale.shape[0], len(diagonal), len(diagonal)))
-    prior[:, diagonal, diagonal] = scale**2 / COEF_PRIOR_SD**2
-    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
-    return prior
-
-
 def _checked_state(t: TargetBatch, state: MultilevelBinaryState, q: int
                    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """``(Omega (Z unscaled), v, tau)`` of a state that fits the batch.
@@ -220,10 +218,7 @@ def _checked_state(t: TargetBatch, state: MultilevelBinaryState, q: int
     main = state.main
     check_state(main.u, main.omega, t.grouping.n, q, t.name, chains=t.chains)
     tau = np.asarray(state.tau, dtype=float)
-    if (main.beta.shape != t.x_offset.shape or tau.shape != (t.chains, len(t.blocks))
-            or [vk.shape for vk in state.v] != [(t.chains, g.n) for g, _ in t.blocks]
-            or not all(np.isfinite(vk).all() for vk in state.v)
-            or not (np.isfinite(tau).all() and np.all(tau > 0))):
+    if main.beta.shape != t.x_offset.shape or not blocks_fit(t, state.v, tau):
         raise SamplerError(f"imputing '{t.name}': the sampler state does not match "
                            f"{t.chains} chain(s), {t.x_offset.shape[1]} columns of X and "
                            f"blocks of {[g.n for g, _ in t.blocks]} clusters, or has variances "

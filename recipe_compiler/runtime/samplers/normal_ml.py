@@ -388,17 +388,22 @@ def _standardised_state(t: TargetBatch, state: MultilevelBatchState, q: int, y_s
     check_state(main.u, main.omega, t.grouping.n, q, t.name, chains=t.chains)
     sigma2 = np.asarray(main.sigma2, dtype=float)
     tau = np.asarray(state.tau, dtype=float)
-    shapes = [vk.shape for vk in state.v]
-    if (sigma2.shape != (t.chains,) or tau.shape != (t.chains, len(t.blocks))
-            or shapes != [(t.chains, g.n) for g, _ in t.blocks]
-            or not all(np.isfinite(vk).all() for vk in state.v)
-            or not (np.isfinite(sigma2).all() and np.all(sigma2 > 0))
-            or not (np.isfinite(tau).all() and np.all(tau > 0))):
+    if (sigma2.shape != (t.chains,) or not blocks_fit(t, state.v, tau)
+            or not (np.isfinite(sigma2).all() and np.all(sigma2 > 0))):
         raise SamplerError(f"imputing '{t.name}': the sampler state does not match "
                            f"{t.chains} chain(s) and blocks of {[g.n for g, _ in t.blocks]} "
                            "clusters, or has variances that are not finite and positive")
     return (main.omega, sigma2 / y_scale**2, [vk / y_scale for vk in state.v],
             tau / y_scale**2)
+
+
+def blocks_fit(t: TargetBatch, v: tuple[np.ndarray, ...], tau: np.ndarray) -> bool:
+    """Whether a state's block effects ``v`` and variances ``tau`` fit the batch's blocks:
+    shapes (C, G_k) and (C, K), ``v`` finite, ``tau`` finite and positive."""
+    return (tau.shape == (t.chains, len(t.blocks))
+            and [vk.shape for vk in v] == [(t.chains, g.n) for g, _ in t.blocks]
+            and all(np.isfinite(vk).all() for vk in v)
+            and bool(np.isfinite(tau).all() and np.all(tau > 0)))
 
 
 def _multilevel(t: TargetBatch, rngs: list[np.random.Generator], state: object | None,

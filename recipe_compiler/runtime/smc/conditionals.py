@@ -42,7 +42,7 @@ from ..samplers.normal_2l import TwoLevelBatchState
 from .models import Params, log_density, predictor
 from .outer import Outer
 from .problem import Batch, SmcProblem, TargetInfo
-from .terms import Frame, ModelDesign
+from .terms import Frame, ModelDesign, reads
 
 __all__ = ["Current", "draw_target", "proposal_scale"]
 
@@ -407,11 +407,18 @@ def _collapsed(design: ModelDesign, params: Params, frame: Frame, batch: Batch,
     u = params.u
     q = u.shape[2]
 
+    def cross(z: np.ndarray) -> np.ndarray:
+        return np.stack([np.stack([fold(z[:, a] * z[:, c]) for c in range(q)], axis=-1)
+                         for a in range(q)], axis=-2)
+    # Z and Z'Z once per batch unless Z reads the variable (they do not move with it)
+    z_still = None if any(reads(col, name) for col in design.random) else design.Z(
+        frame, batch.rows)
+    ztz_still = None if z_still is None else cross(z_still)
+
     def moments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r = y - fixed()
-        z = design.Z(frame, batch.rows)
-        ztz = np.stack([np.stack([fold(z[:, a] * z[:, c]) for c in range(q)], axis=-1)
-                        for a in range(q)], axis=-2)
+        z = design.Z(frame, batch.rows) if z_still is None else z_still
+        ztz = cross(z) if ztz_still is None else ztz_still
         ztr = np.stack([fold(z[:, a] * r) for a in range(q)], axis=-1) * weight[..., None]
         return omega_inv + ztz * weight[..., None, None], ztr, fold(r * r) * weight
 

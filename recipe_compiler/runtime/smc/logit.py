@@ -19,7 +19,7 @@ import numpy as np
 
 from ...data.grouping import Grouping
 from ..samplers.common import Recovery, centred_design
-from ..samplers.logit_2l import COEF_PRIOR_SD, BinaryState, sample_pg1
+from ..samplers.logit_2l import BinaryState, coef_prior, sample_pg1
 from ..samplers.normal_2l import draw_omega, pd_inverse
 from .normal import Blocks, draw_block_effects
 from .terms import Frame, ModelDesign
@@ -103,13 +103,9 @@ def logit_block(x: np.ndarray, z: np.ndarray, y: np.ndarray, grouping: Grouping,
     products += [zw[:, a] * xs[:, j] for a in range(q) for j in range(p)]
     products += [zw[:, a] * zs[:, b] for a in range(q) for b in range(q)]
     sums = grouping.segment_sums(np.stack(products))  # (K, C, G)
-    prior = np.zeros((chains, p, p))
-    diagonal = np.arange(p)
-    prior[:, diagonal, diagonal] = centred.scale**2 / COEF_PRIOR_SD**2
-    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
     blocks = Blocks(ztr=sums[:q], ztx=sums[q:q + q * p].reshape(q, p, chains, -1),
                     ztz=sums[q + q * p:].reshape(q, q, chains, -1),
-                    xtx=(xs * w[:, None, :]) @ np.swapaxes(xs, 1, 2) + prior,
+                    xtx=(xs * w[:, None, :]) @ np.swapaxes(xs, 1, 2) + coef_prior(centred.scale),
                     xtr=(xs @ kappa[:, :, None])[..., 0], yty=np.zeros(chains),
                     design=centred, z_scale=z_scale, y_center=np.zeros(chains),
                     y_scale=np.ones(chains))

@@ -38,7 +38,7 @@ import numpy as np
 
 from ...data.grouping import Grouping
 from ..samplers.common import CentredDesign, centred_design, per_chain
-from ..samplers.logit_2l import COEF_PRIOR_SD, BinaryState, draw_2l_bin, sample_pg1
+from ..samplers.logit_2l import BinaryState, coef_prior, draw_2l_bin, sample_pg1
 from ..samplers.normal_2l import TwoLevelBatchState, draw_2l
 from ..samplers.single import Recovery, cholesky
 from .logit import update_logit_batch
@@ -158,12 +158,7 @@ def update_params(design: ModelDesign, frame: Frame, cluster_frame: Frame,
         return Params(bstate.beta, bstate.u, np.ones(len(rngs)), bstate)
     X, Z = design.X(frame), design.Z(frame)
     if binary is None:  # first sweep: each chain's cold start
-        states = [draw_2l(y[c], fit, X[c].T, Z[c].T, grouping, rng, None, pmm=False,
-                          name=name)[1] for c, rng in enumerate(rngs)]
-        state = TwoLevelBatchState(beta=np.stack([s.beta for s in states]),
-                                   u=np.stack([s.u for s in states]),
-                                   omega=np.stack([s.omega for s in states]),
-                                   sigma2=np.array([s.sigma2 for s in states]))
+        state = _cold_normal(y, fit, X, Z, grouping, rngs, name)
         return Params(state.beta, state.u, state.sigma2, state)
     ones = (y == binary[1]).astype(float)
     new = [draw_2l_bin(ones[c], fit, X[c].T, Z[c].T, grouping, rng, None, name=name)[1]
@@ -202,12 +197,7 @@ def _with_outer(design: ModelDesign, frame: Frame, cluster_frame: Frame, groupin
             fit_mask = np.ones(frame.n, dtype=bool) if rows is None else rows
             y = frame.values[name] - v.take(outer.rows.codes, axis=1)
             X, Z = design.X(frame), design.Z(frame)
-            states = [draw_2l(y[c], fit_mask, X[c].T, Z[c].T, grouping, rng, None, pmm=False,
-                              name=name)[1] for c, rng in enumerate(rngs)]
-            state = TwoLevelBatchState(beta=np.stack([s.beta for s in states]),
-                                       u=np.stack([s.u for s in states]),
-                                       omega=np.stack([s.omega for s in states]),
-                                       sigma2=np.array([s.sigma2 for s in states]))
+            state = _cold_normal(y, fit_mask, X, Z, grouping, rngs, name)
         inner = Params(state.beta, state.u, state.sigma2, state)
         fit = np.arange(frame.n) if rows is None else np.flatnonzero(rows)
         units, codes, n = frame.values[name].take(fit, axis=1), outer.rows.codes[fit], outer.n
@@ -226,6 +216,19 @@ def _with_outer(design: ModelDesign, frame: Frame, cluster_frame: Frame, groupin
         warm_state = TwoLevelBatchState(beta=beta, u=warm_state.u, omega=warm_state.omega,
                                         sigma2=warm_state.sigma2)
     return Params(beta, inner.u, inner.sigma2, warm_state, v=v, tau=tau)
+
+
+def _cold_normal(y: np.ndarray, fit: np.ndarray, X: np.ndarray, Z: np.ndarray,
+                 grouping: Grouping, rngs: list[np.random.Generator],
+                 name: str) -> TwoLevelBatchState:
+    """A level-1 normal model's first update: :func:`draw_2l` from its cold start, chain by
+    chain (``y`` (C, n), ``X`` (C, p, n), ``Z`` (C, q, n), ``fit`` the rows to fit on)."""
+    states = [draw_2l(y[c], fit, X[c].T, Z[c].T, grouping, rng, None, pmm=False,
+                      name=name)[1] for c, rng in enumerate(rngs)]
+    return TwoLevelBatchState(beta=np.stack([s.beta for s in states]),
+                              u=np.stack([s.u for s in states]),
+                              omega=np.stack([s.omega for s in states]),
+                              sigma2=np.array([s.sigma2 for s in states]))
 
 
 def _plain(frame: Frame) -> Frame:
@@ -307,11 +310,7 @@ def _logistic(X: np.ndarray, y: np.ndarray, beta: np.ndarray | None,
     if offset is not None:
         eta = eta - offset
     w = np.stack([sample_pg1(eta[c], rng) for c, rng in enumerate(rngs)])
-    diagonal = np.arange(X.shape[1])
-    prior = np.zeros((len(y), len(diagonal), len(diagonal)))
-    prior[:, diagonal, diagonal] = design.scale**2 / COEF_PRIOR_SD**2
-    prior[:, 0, 0] = 1 / COEF_PRIOR_SD**2
-    precision = (xs * w[:, None, :]) @ np.swapaxes(xs, -1, -2) + prior
+    precision = (xs * w[:, None, :]) @ np.swapaxes(xs, -1, -2) + coef_prior(design.scale)
     kappa = y - 0.5 if offset is None else y - 0.5 + w * offset
     coef = _coefficients(design, precision, np.einsum("cpn,cn->cp", xs, kappa),
                          np.ones(len(y)), rngs, log, "logistic precision matrix")

@@ -98,7 +98,7 @@ def draw_outer(partial: np.ndarray, codes: Grouping, sigma2: np.ndarray,
     v : ndarray, shape (C, S)
     tau : ndarray, shape (C,)
     """
-    info = np.repeat(codes.sizes[None].astype(float), len(rngs), axis=0) / sigma2[:, None]
+    info = codes.sizes / sigma2[:, None]
     score = codes.segment_sums(partial) / sigma2[:, None]
     intercept, v = draw_intercept_block(info, score, tau, rngs)
     log = Recovery(name)
